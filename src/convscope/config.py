@@ -1,0 +1,207 @@
+"""Run configuration: four flat dataclasses, one per concern, and their YAML form.
+
+A run's resolved configuration is saved as ``config.yaml`` in its folder and can
+be fed back with ``--config`` to repeat the run. YAML sets defaults, CLI flags
+override them; an unknown key is an error naming the key.
+
+    from convscope.config import RunConfig, load_config, save_config
+    config = load_config("runs/mnist/config.yaml", overrides={"train": {"epochs": 5}})
+    save_config(config, "runs/again/config.yaml")
+
+The YAML has one mapping per concern::
+
+    data: {dataset: mnist, data_dir: ../shared/data/mnist, scale: unit}
+    model: {name: mnist_convnet}
+    train: {epochs: 3, batch_size: 128}
+    run: {out: runs, name: mnist-convnet}
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from convscope.errors import ConvscopeError
+
+SCALES = ("unit", "minmax", "centered", "standard")
+COLOR_MODES = ("grayscale", "rgb")
+OPTIMIZERS = ("adam", "rmsprop", "sgd")
+SCHEDULES = ("constant", "onecycle")
+
+
+@dataclass
+class DataConfig:
+    """Which images to load and how to prepare them."""
+
+    dataset: str = "mnist-sample"  # name from `convscope datasets`, or npz:PATH, folder:PATH
+    data_dir: str | None = None  # folder holding the dataset's files; None: $CONVSCOPE_DATA, then the cache
+    scale: str = "unit"  # unit: x/255; minmax: per-pixel, fitted on train; centered: (x-128)/128; standard: mean/std of train
+    val_split: float = 0.1  # fraction of training images held out for validation, stratified and seeded
+    val_first: int = 0  # if > 0: the first N training images are the validation set (overrides val_split)
+    limit_train: int = 0  # if > 0: keep only the first N training images (after the validation split)
+    image_size: tuple[int, int] | None = None  # (height, width) for folder images; None: size of the first image
+    color_mode: str | None = None  # grayscale or rgb for folder images; None: decided by the first image
+    allow_download: bool = True  # fetch mnist/fashion-mnist/kmnist/cifar10 into the cache when missing
+
+
+@dataclass
+class ModelConfig:
+    """Which network to build."""
+
+    name: str = "mnist_convnet"  # registered name (`convscope models`) or a YAML layer list path
+    trust_model: bool = False  # allow loading legacy .h5 model files (they can run arbitrary code)
+
+
+@dataclass
+class TrainConfig:
+    """How to fit the network."""
+
+    epochs: int = 8  # passes over the training set
+    batch_size: int = 128  # images per gradient step
+    optimizer: str = "adam"  # adam, rmsprop or sgd
+    learning_rate: float = 1e-3  # peak learning rate for onecycle
+    schedule: str = "constant"  # constant, or onecycle (warm up, then anneal to ~0 by the last epoch)
+    seed: int = 0  # seeds weights, shuffling, dropout and the validation split
+    reduce_lr: tuple[float, int, float] | None = None  # (factor, patience, min_lr) for ReduceLROnPlateau on val_loss
+    early_stop: int = 0  # if > 0: stop after this many epochs without val_loss improving
+    preset: str | None = None  # a named recipe (see train.PRESETS) applied before flags
+
+
+@dataclass
+class RunConfig:
+    """Where the run folder goes."""
+
+    out: str = "runs"  # parent folder of run folders
+    name: str | None = None  # run folder name; None: <dataset>-<model>-<timestamp>
+
+
+@dataclass
+class Config:
+    """Everything a run needs; saved as the run folder's config.yaml."""
+
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    run: RunConfig = field(default_factory=RunConfig)
+
+
+SECTIONS = {"data": DataConfig, "model": ModelConfig, "train": TrainConfig, "run": RunConfig}
+
+
+def config_to_dict(config: Config) -> dict:
+    """Return the config as plain YAML-ready dicts (tuples become lists)."""
+
+    def plain(value):
+        return list(value) if isinstance(value, tuple) else value
+
+    return {
+        section: {f.name: plain(getattr(getattr(config, section), f.name)) for f in dataclasses.fields(cls)}
+        for section, cls in SECTIONS.items()
+    }
+
+
+def config_from_dict(raw: dict, source: str = "config", base: Config | None = None) -> Config:
+    """Build a Config from nested dicts, starting from ``base`` (defaults if None).
+
+    Raises:
+        ConvscopeError: a section or key is unknown, or a value has the wrong type.
+    """
+    config = dataclasses.replace(base) if base is not None else Config()
+    if not isinstance(raw, dict):
+        raise ConvscopeError(f"{source}: expected a mapping with sections {', '.join(SECTIONS)}, got {type(raw).__name__}")
+    for section, values in raw.items():
+        if section not in SECTIONS:
+            raise ConvscopeError(
+                f"{source}: unknown section '{section}'; expected one of {', '.join(SECTIONS)}"
+            )
+        if values is None:
+            continue
+        if not isinstance(values, dict):
+            raise ConvscopeError(f"{source}: section '{section}' must be a mapping of key: value")
+        cls = SECTIONS[section]
+        known = {f.name: f for f in dataclasses.fields(cls)}
+        current = dataclasses.asdict(getattr(config, section))
+        for key, value in values.items():
+            if key not in known:
+                raise ConvscopeError(
+                    f"{source}: unknown key '{section}.{key}'; expected one of {', '.join(known)}"
+                )
+            current[key] = _coerce(value, known[key], f"{source}: {section}.{key}")
+        setattr(config, section, cls(**current))
+    validate(config, source)
+    return config
+
+
+def _coerce(value, spec: dataclasses.Field, where: str):
+    """Convert a YAML value to the field's type, or raise naming the key."""
+    if value is None:
+        return None
+    kind = str(spec.type)
+    try:
+        if kind.startswith("tuple"):
+            if isinstance(value, str):
+                value = [part for part in value.split(",") if part.strip()]
+            default_types = {"tuple[int, int] | None": (int, int), "tuple[float, int, float] | None": (float, int, float)}
+            types = default_types[kind]
+            if len(value) != len(types):
+                raise ValueError(f"expected {len(types)} values")
+            return tuple(t(v) for t, v in zip(types, value))
+        if kind.startswith("bool"):
+            if isinstance(value, bool):
+                return value
+            if str(value).lower() in ("true", "yes", "1", "false", "no", "0"):
+                return str(value).lower() in ("true", "yes", "1")
+            raise ValueError("expected true or false")
+        if kind.startswith("int"):
+            if isinstance(value, float) and not value.is_integer():
+                raise ValueError("expected a whole number")
+            return int(value)
+        if kind.startswith("float"):
+            return float(value)
+        return str(value)
+    except (TypeError, ValueError) as error:
+        raise ConvscopeError(f"{where}: cannot use {value!r} ({error}); expected {kind}") from None
+
+
+def validate(config: Config, source: str = "config") -> None:
+    """Check choices and ranges; raise ConvscopeError naming the bad value."""
+    checks = [
+        (config.data.scale in SCALES, f"data.scale={config.data.scale!r}; expected one of {', '.join(SCALES)}"),
+        (config.data.color_mode in (None, *COLOR_MODES), f"data.color_mode={config.data.color_mode!r}; expected grayscale or rgb"),
+        (0.0 <= config.data.val_split < 1.0, f"data.val_split={config.data.val_split}; expected 0 <= value < 1"),
+        (config.data.val_first >= 0, f"data.val_first={config.data.val_first}; expected 0 or more"),
+        (config.data.limit_train >= 0, f"data.limit_train={config.data.limit_train}; expected 0 or more"),
+        (config.data.image_size is None or min(config.data.image_size) > 0, f"data.image_size={config.data.image_size}; expected two positive sizes H,W"),
+        (config.train.epochs > 0, f"train.epochs={config.train.epochs}; expected a positive number"),
+        (config.train.batch_size > 0, f"train.batch_size={config.train.batch_size}; expected a positive number"),
+        (config.train.optimizer in OPTIMIZERS, f"train.optimizer={config.train.optimizer!r}; expected one of {', '.join(OPTIMIZERS)}"),
+        (config.train.schedule in SCHEDULES, f"train.schedule={config.train.schedule!r}; expected one of {', '.join(SCHEDULES)}"),
+        (config.train.learning_rate > 0, f"train.learning_rate={config.train.learning_rate}; expected a positive number"),
+        (config.train.early_stop >= 0, f"train.early_stop={config.train.early_stop}; expected 0 (off) or a patience in epochs"),
+    ]
+    for ok, message in checks:
+        if not ok:
+            raise ConvscopeError(f"{source}: {message}")
+
+
+def load_config(path: str | Path, base: Config | None = None) -> Config:
+    """Read a YAML config file; keys it does not set keep ``base``'s values (defaults if None)."""
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConvscopeError(f"{path}: config file not found; pass the path of a run.yaml or a run folder's config.yaml") from None
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as error:
+        reason = str(error).splitlines()[0]
+        raise ConvscopeError(f"{path}: not a readable YAML file ({reason}); fix the file or pass another --config") from None
+    return config_from_dict(raw or {}, source=str(path), base=base)
+
+
+def save_config(config: Config, path: str | Path) -> Path:
+    """Write the config as YAML, atomically."""
+    from convscope.fileio import write_text
+
+    return write_text(path, yaml.safe_dump(config_to_dict(config), sort_keys=False))
