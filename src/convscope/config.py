@@ -180,6 +180,7 @@ def validate(config: Config, source: str = "config") -> None:
         (config.train.optimizer in OPTIMIZERS, f"train.optimizer={config.train.optimizer!r}; expected one of {', '.join(OPTIMIZERS)}"),
         (config.train.schedule in SCHEDULES, f"train.schedule={config.train.schedule!r}; expected one of {', '.join(SCHEDULES)}"),
         (config.train.learning_rate > 0, f"train.learning_rate={config.train.learning_rate}; expected a positive number"),
+        (config.train.reduce_lr is None or config.train.schedule == "constant", "train.reduce_lr needs train.schedule constant (a schedule already sets every step's rate); drop one of them"),
         (config.train.early_stop >= 0, f"train.early_stop={config.train.early_stop}; expected 0 (off) or a patience in epochs"),
     ]
     for ok, message in checks:
@@ -187,17 +188,50 @@ def validate(config: Config, source: str = "config") -> None:
             raise ConvscopeError(f"{source}: {message}")
 
 
-def load_config(path: str | Path, base: Config | None = None) -> Config:
-    """Read a YAML config file; keys it does not set keep ``base``'s values (defaults if None)."""
-    path = Path(path)
+# Named recipes, applied above the defaults and below --config and flags.
+PRESETS: dict[str, dict] = {}
+
+
+def resolve_config(config_path: str | Path | None = None, overrides: dict | None = None) -> Config:
+    """Defaults, then the preset named anywhere, then the YAML file, then ``overrides`` (CLI flags).
+
+    Example:
+        >>> resolve_config(overrides={"train": {"epochs": 2}}).train.epochs
+        2
+    """
+    raw = {}
+    source = "command line"
+    if config_path is not None:
+        path = Path(config_path)
+        if path.is_dir():
+            path = path / "config.yaml"
+        raw = _read_yaml(path)
+        source = str(path)
+    overrides = overrides or {}
+    preset = (overrides.get("train") or {}).get("preset") or ((raw.get("train") or {}).get("preset") if isinstance(raw, dict) else None)
+    config = Config()
+    if preset is not None:
+        if preset not in PRESETS:
+            raise ConvscopeError(f"unknown preset {preset!r}; expected one of {', '.join(PRESETS) or '(none)'}")
+        config = config_from_dict(PRESETS[preset], source=f"preset {preset}")
+    config = config_from_dict(raw, source=source, base=config)
+    return config_from_dict(overrides, source="command line", base=config)
+
+
+def _read_yaml(path: Path):
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        return yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except FileNotFoundError:
-        raise ConvscopeError(f"{path}: config file not found; pass the path of a run.yaml or a run folder's config.yaml") from None
+        raise ConvscopeError(f"{path}: config file not found; pass the path of a run.yaml or a run folder") from None
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as error:
         reason = str(error).splitlines()[0]
         raise ConvscopeError(f"{path}: not a readable YAML file ({reason}); fix the file or pass another --config") from None
-    return config_from_dict(raw or {}, source=str(path), base=base)
+
+
+def load_config(path: str | Path, base: Config | None = None) -> Config:
+    """Read a YAML config file; keys it does not set keep ``base``'s values (defaults if None)."""
+    path = Path(path)
+    return config_from_dict(_read_yaml(path), source=str(path), base=base)
 
 
 def save_config(config: Config, path: str | Path) -> Path:

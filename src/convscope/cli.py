@@ -1,0 +1,274 @@
+"""The `convscope` command: parse flags, build a config, call one library function.
+
+    convscope run                                   # bundled MNIST sample, offline
+    convscope train --dataset mnist --data-dir ../shared/data/mnist --model cnn_2conv --epochs 3
+    convscope evaluate runs/mnist-cnn_2conv-20260101-120000
+    convscope summary cnn_2conv --dataset mnist-sample
+
+Exit codes: 0 success, 2 bad input (one line on stderr naming the file or value
+and the fix), 130 interrupted by Ctrl-C after saving a resumable state.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import warnings
+
+from convscope.errors import ConvscopeError
+
+# flag -> (config section, field); every flag defaults to None so that only the
+# flags a user gives override --config and the defaults.
+CONFIG_FLAGS = {
+    "dataset": ("data", "dataset"),
+    "data_dir": ("data", "data_dir"),
+    "scale": ("data", "scale"),
+    "val_split": ("data", "val_split"),
+    "val_first": ("data", "val_first"),
+    "limit_train": ("data", "limit_train"),
+    "image_size": ("data", "image_size"),
+    "color_mode": ("data", "color_mode"),
+    "allow_download": ("data", "allow_download"),
+    "model": ("model", "name"),
+    "trust_model": ("model", "trust_model"),
+    "epochs": ("train", "epochs"),
+    "batch_size": ("train", "batch_size"),
+    "optimizer": ("train", "optimizer"),
+    "learning_rate": ("train", "learning_rate"),
+    "schedule": ("train", "schedule"),
+    "seed": ("train", "seed"),
+    "reduce_lr": ("train", "reduce_lr"),
+    "early_stop": ("train", "early_stop"),
+    "preset": ("train", "preset"),
+    "out": ("run", "out"),
+    "name": ("run", "name"),
+}
+
+
+def _defaults():
+    from convscope.config import Config
+
+    return Config()
+
+
+def add_data_flags(parser: argparse.ArgumentParser, defaults) -> None:
+    group = parser.add_argument_group("data")
+    data = defaults.data
+    group.add_argument("--dataset", help=f"mnist-sample, mnist, fashion-mnist, kmnist, cifar10, digits, npz:PATH, folder:PATH (default: {data.dataset})")
+    group.add_argument("--data-dir", help="folder holding the dataset files (default: $CONVSCOPE_DATA/<dataset>, then the cache)")
+    group.add_argument("--scale", choices=["unit", "minmax", "centered", "standard"], help=f"pixel scaling (default: {data.scale})")
+    group.add_argument("--val-split", type=float, help=f"fraction of training images for validation, stratified (default: {data.val_split})")
+    group.add_argument("--val-first", type=int, help="use the first N training images as validation instead of --val-split")
+    group.add_argument("--limit-train", type=int, help="keep only the first N training images")
+    group.add_argument("--image-size", help="H,W to resize folder images to (default: size of the first image)")
+    group.add_argument("--color-mode", choices=["grayscale", "rgb"], help="convert folder images to this mode (default: mode of the first image)")
+    group.add_argument("--no-download", dest="allow_download", action="store_const", const=False, help="never download missing dataset files")
+
+
+def add_model_flags(parser: argparse.ArgumentParser, defaults) -> None:
+    group = parser.add_argument_group("model")
+    group.add_argument("--model", help=f"zoo name (`convscope models`) or a YAML layer list (default: {defaults.model.name})")
+    group.add_argument("--trust-model", action="store_const", const=True, help="allow legacy .h5 model files (they can run code)")
+
+
+def add_train_flags(parser: argparse.ArgumentParser, defaults) -> None:
+    group = parser.add_argument_group("training")
+    train = defaults.train
+    group.add_argument("--preset", help="a named recipe, e.g. fast (flags still override it)")
+    group.add_argument("--epochs", type=int, help=f"passes over the training set (default: {train.epochs})")
+    group.add_argument("--batch-size", type=int, help=f"images per step (default: {train.batch_size})")
+    group.add_argument("--optimizer", choices=["adam", "rmsprop", "sgd"], help=f"(default: {train.optimizer})")
+    group.add_argument("--learning-rate", type=float, help=f"(peak) learning rate (default: {train.learning_rate})")
+    group.add_argument("--schedule", choices=["constant", "onecycle"], help=f"learning-rate schedule (default: {train.schedule})")
+    group.add_argument("--seed", type=int, help=f"seeds weights, shuffling, dropout, validation split (default: {train.seed})")
+    group.add_argument("--reduce-lr", metavar="FACTOR,PATIENCE,MIN_LR", help="ReduceLROnPlateau on val_loss, e.g. 0.5,2,1e-5")
+    group.add_argument("--early-stop", type=int, metavar="PATIENCE", help="stop after PATIENCE epochs without val_loss improving")
+
+
+def add_run_flags(parser: argparse.ArgumentParser, defaults) -> None:
+    group = parser.add_argument_group("run folder")
+    group.add_argument("--config", help="YAML config (e.g. a run's config.yaml); flags override it")
+    group.add_argument("--out", help=f"parent folder of run folders (default: {defaults.run.out})")
+    group.add_argument("--name", help="run folder name (default: <dataset>-<model>-<time>)")
+    group.add_argument("--resume", metavar="RUN", help="continue the interrupted run in folder RUN from its last complete epoch")
+
+
+def build_config(args: argparse.Namespace):
+    """Defaults < preset < --config (or the resumed run's config.yaml) < flags."""
+    from pathlib import Path
+
+    from convscope.config import resolve_config
+
+    overrides: dict[str, dict] = {}
+    for flag, (section, key) in CONFIG_FLAGS.items():
+        value = getattr(args, flag, None)
+        if value is not None:
+            overrides.setdefault(section, {})[key] = value
+    config_path = args.config
+    if getattr(args, "resume", None):
+        run_path = Path(args.resume)
+        if not (run_path / "config.yaml").is_file():
+            raise ConvscopeError(f"{run_path}: no config.yaml; --resume takes a run folder written by `convscope train`")
+        config_path = config_path or run_path / "config.yaml"
+        overrides.setdefault("run", {}).update(out=str(run_path.parent), name=run_path.name)
+    return resolve_config(config_path, overrides)
+
+
+# --------------------------------------------------------------------------- commands
+
+
+def command_train(args) -> int:
+    from convscope.train import train
+
+    config = build_config(args)
+    result = train(config, resume=bool(args.resume))
+    print(f"Run folder: {result.run.path}")
+    return 0
+
+
+def command_run(args) -> int:
+    from convscope.pipeline import run
+
+    config = build_config(args)
+    result = run(config, resume=bool(args.resume))
+    stages = ", ".join(f"{stage} {seconds:.1f}s" for stage, seconds in result.stage_seconds.items())
+    print(f"Report: {result.report_path} ({stages})")
+    return 0
+
+
+def command_evaluate(args) -> int:
+    from convscope.pipeline import evaluate_run
+
+    result = evaluate_run(args.run)
+    print(f"Test accuracy {result.accuracy:.4f}, loss {result.loss:.4f}; figures in {args.run}/plots")
+    return 0
+
+
+def command_inspect(args) -> int:
+    from convscope.pipeline import inspect_run
+
+    images = _parse_int_list(args.images, "--images") if args.images else None
+    layers = [name.strip() for name in args.layers.split(",") if name.strip()] if args.layers else None
+    inspect_run(args.run, images=images, layers=layers)
+    print(f"Figures in {args.run}/plots")
+    return 0
+
+
+def command_report(args) -> int:
+    from convscope.pipeline import report_run
+
+    print(f"Report: {report_run(args.run)}")
+    return 0
+
+
+def command_summary(args) -> int:
+    from convscope.data import load_dataset
+    from convscope.models import create_model, summarize
+
+    dataset = load_dataset(args.dataset, data_dir=args.data_dir)
+    model = create_model(args.model, dataset.input_shape, dataset.num_classes)
+    print(summarize(model).to_text())
+    return 0
+
+
+def command_models(args) -> int:
+    from convscope.models import format_models_table
+
+    print(format_models_table())
+    return 0
+
+
+def command_datasets(args) -> int:
+    from convscope.data import format_datasets_table
+
+    print(format_datasets_table())
+    return 0
+
+
+def _parse_int_list(text: str, flag: str) -> list[int]:
+    try:
+        return [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise ConvscopeError(f"{flag} {text!r}: expected comma-separated integers, e.g. 0,42") from None
+
+
+# --------------------------------------------------------------------------- parser
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line naming the fix, exit code 2."""
+
+    def error(self, message):
+        self.exit(2, f"convscope: error: {message}; see `{self.prog} --help`\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    defaults = _defaults()
+    parser = Parser(
+        prog="convscope",
+        description="Train, evaluate and look inside convolutional image classifiers.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="Start with `convscope run` (bundled MNIST sample, offline, about a minute on 2 cores).",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=Parser)
+
+    def add(name, handler, help_text):
+        sub = commands.add_parser(name, help=help_text, description=help_text)
+        sub.set_defaults(handler=handler)
+        return sub
+
+    for name, handler, help_text in (
+        ("run", command_run, "train, evaluate, inspect and write report.html"),
+        ("train", command_train, "train a model into a run folder"),
+    ):
+        sub = add(name, handler, help_text)
+        add_data_flags(sub, defaults)
+        add_model_flags(sub, defaults)
+        add_train_flags(sub, defaults)
+        add_run_flags(sub, defaults)
+
+    sub = add("evaluate", command_evaluate, "compute test metrics and figures for a run folder")
+    sub.add_argument("run", help="run folder")
+    sub = add("inspect", command_inspect, "filters, activations, Grad-CAM and kernels for a run folder")
+    sub.add_argument("run", help="run folder")
+    sub.add_argument("--images", help="test-image indices, e.g. 0,42 (default: one right, one wrong prediction)")
+    sub.add_argument("--layers", help="layer names whose activations to show (default: conv, pooling, activation layers)")
+    sub = add("report", command_report, "rebuild report.html from a run folder, without retraining")
+    sub.add_argument("run", help="run folder")
+    sub = add("summary", command_summary, "explained model summary: shapes and parameters with their arithmetic")
+    sub.add_argument("model", help="zoo name or YAML layer list")
+    sub.add_argument("--dataset", default="mnist-sample", help="dataset giving the input shape and classes (default: mnist-sample)")
+    sub.add_argument("--data-dir", help="folder holding the dataset files")
+    add("models", command_models, "list the model zoo")
+    add("datasets", command_datasets, "list the datasets and whether each is available here")
+    return parser
+
+
+_default_show_warning = warnings.showwarning
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None):
+    """convscope's own warnings as one line; other libraries' as they write them."""
+    if "convscope" in str(filename):
+        print(f"convscope: warning: {message}", file=sys.stderr)
+    else:
+        _default_show_warning(message, category, filename, lineno, file, line)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line; return the exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    warnings.showwarning = _show_warning
+    try:
+        return args.handler(args)
+    except ConvscopeError as error:
+        print(f"convscope: error: {error}", file=sys.stderr)
+        return getattr(error, "exit_code", 2)
+    except KeyboardInterrupt:
+        print("convscope: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
