@@ -18,7 +18,7 @@ import types
 
 # TensorFlow is the default backend (fastest here on CPU); a user's choice wins.
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # hide TensorFlow's start-up banner
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # hide TensorFlow's start-up banner
 
 __version__ = "0.1.0"
 
