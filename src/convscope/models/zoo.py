@@ -1,0 +1,437 @@
+"""The model zoo: the classic lessons' architectures, looked up by name.
+
+    from convscope.models import create_model, list_models, format_model_table
+    model = create_model("mnist_convnet", (28, 28, 1), num_classes=10)
+    print(format_model_table(list_models()))
+
+Each architecture is a function ``(input_shape, num_classes) -> keras.Model``
+decorated with ``@register_model``; the decorator files it in ``MODELS`` with
+the input it was designed for and where it comes from. Every builder returns a
+``keras.Sequential`` that starts with ``keras.Input``, so the model has defined
+inputs and outputs from the start, and ends in ``Dense(num_classes, softmax)``.
+Layers carry fixed, readable names (conv1, pool1, dense1, predictions) so the
+summary and the report read the same for every run.
+
+The parameter counts are the ones the lessons printed (10 classes); each
+docstring shows the arithmetic and ``tests/test_models.py`` checks it.
+Add a model:
+
+    @register_model("my_cnn", input_shape=(28, 28, 1), origin="my notes", description="...")
+    def my_cnn(input_shape, num_classes):
+        return keras.Sequential([keras.Input(input_shape), ...], name="my_cnn")
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from typing import Callable
+
+import keras
+from keras import layers
+
+from convscope.errors import ConvscopeError
+
+MNIST_SHAPE = (28, 28, 1)  # height, width, channels
+CIFAR_SHAPE = (32, 32, 3)
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    """One registered architecture."""
+
+    name: str
+    build: Callable[[tuple, int], keras.Model]  # (input_shape, num_classes) -> model
+    input_shape: tuple[int, int, int]  # (height, width, channels) it was designed for
+    origin: str  # where the architecture comes from
+    description: str  # one line: the layers in words
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What `convscope models` lists for one architecture."""
+
+    name: str
+    num_params: int  # for its default input and 10 classes
+    input_shape: tuple[int, ...]  # default input, in keras.config.image_data_format() order
+    origin: str
+    description: str
+
+
+MODELS: dict[str, ModelEntry] = {}
+
+
+def register_model(name: str, input_shape: tuple[int, int, int], origin: str, description: str):
+    """Decorator: file a builder ``(input_shape, num_classes) -> keras.Model`` under ``name``.
+
+    Args:
+        name: the name users pass to ``create_model`` and ``--model``.
+        input_shape: (height, width, channels) the architecture was designed for.
+        origin: where it comes from (a lesson, an example script).
+        description: one line describing the layers.
+
+    Returns:
+        The decorator; it returns the builder unchanged.
+
+    Example:
+        >>> @register_model("tiny", input_shape=(8, 8, 1), origin="docs", description="Dense 10")
+        ... def tiny(input_shape, num_classes): ...
+    """
+
+    def decorator(build):
+        assert name not in MODELS, f"model {name!r} registered twice"
+        MODELS[name] = ModelEntry(name, build, tuple(input_shape), origin, description)
+        return build
+
+    return decorator
+
+
+def image_shape(height: int, width: int, channels: int) -> tuple[int, int, int]:
+    """Return an image shape in the order of ``keras.config.image_data_format()``."""
+    if keras.config.image_data_format() == "channels_first":
+        return (channels, height, width)
+    return (height, width, channels)
+
+
+def build_registered_model(name: str, input_shape: tuple, num_classes: int) -> keras.Model:
+    """Build the registered architecture ``name`` for ``input_shape`` and ``num_classes``.
+
+    Raises:
+        ConvscopeError: ``name`` is not registered, or the architecture cannot take ``input_shape``.
+    """
+    if name not in MODELS:
+        raise ConvscopeError(
+            f"unknown model '{name}'; expected one of {', '.join(sorted(MODELS))} "
+            "(see `convscope models`) or a path to a YAML layer list ending in .yaml"
+        )
+    try:
+        return MODELS[name].build(tuple(input_shape), int(num_classes))
+    except (ValueError, TypeError) as error:
+        # Keras refuses, e.g., 3 pooling stages on an 8x8 image ("negative dimension").
+        raise ConvscopeError(
+            f"model '{name}' cannot take input shape {tuple(input_shape)}: {error}; "
+            f"it was designed for {image_shape(*MODELS[name].input_shape)}"
+        ) from None
+
+
+@functools.lru_cache(maxsize=None)
+def _default_param_count(name: str, input_shape: tuple) -> int:
+    return build_registered_model(name, input_shape, 10).count_params()
+
+
+def list_models() -> list[ModelInfo]:
+    """Return every registered architecture, sorted by name.
+
+    Returns:
+        One ModelInfo per model, with its parameter count for its default input and 10 classes.
+
+    Example:
+        >>> [info.name for info in list_models()][:2]
+        ['cifar_cnn', 'cifar_elu']
+    """
+    infos = []
+    for name in sorted(MODELS):
+        entry = MODELS[name]
+        shape = image_shape(*entry.input_shape)
+        infos.append(ModelInfo(name, _default_param_count(name, shape), shape, entry.origin, entry.description))
+    return infos
+
+
+def format_model_table(infos: list[ModelInfo]) -> str:
+    """Return an aligned text table of ``list_models()`` for `convscope models`.
+
+    Example:
+        >>> print(format_model_table(list_models()))   # doctest: +SKIP
+        name              params  input       origin ...
+    """
+    header = ("name", "params", "input", "origin", "description")
+    rows = [
+        (info.name, f"{info.num_params:,}", "x".join(str(size) for size in info.input_shape), info.origin, info.description)
+        for info in infos
+    ]
+    widths = [max(len(row[column]) for row in [header, *rows]) for column in range(len(header))]
+    lines = []
+    for row in [header, *rows]:
+        cells = [row[0].ljust(widths[0]), row[1].rjust(widths[1]), row[2].ljust(widths[2]), row[3].ljust(widths[3]), row[4]]
+        lines.append("  ".join(cells).rstrip())
+    lines.append("(parameters for the default input and 10 classes)")
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------
+# 28x28x1 (MNIST-style) lessons
+
+@register_model(
+    "mlp_512",
+    input_shape=MNIST_SHAPE,
+    origin="Keras example mnist_mlp.py",
+    description="Flatten, Dense 512 relu, Dropout .2, Dense 512 relu, Dropout .2, Dense softmax",
+)
+def mlp_512(input_shape, num_classes):
+    """Two hidden layers of 512: 669,706 parameters on 28x28x1, 10 classes.
+
+    dense1: 784*512 + 512 = 401,920; dense2: 512*512 + 512 = 262,656;
+    predictions: 512*10 + 10 = 5,130; total 669,706.
+    """
+    return keras.Sequential(
+        [
+            keras.Input(input_shape),
+            layers.Flatten(name="flatten"),
+            layers.Dense(512, activation="relu", name="dense1"),
+            layers.Dropout(0.2, name="dropout1"),
+            layers.Dense(512, activation="relu", name="dense2"),
+            layers.Dropout(0.2, name="dropout2"),
+            layers.Dense(num_classes, activation="softmax", name="predictions"),
+        ],
+        name="mlp_512",
+    )
+
+
+@register_model(
+    "mlp_16x16",
+    input_shape=MNIST_SHAPE,
+    origin="MNIST lesson: smallest MLP",
+    description="Flatten, Dense 16 relu, Dense 16 relu, Dense softmax",
+)
+def mlp_16x16(input_shape, num_classes):
+    """Two hidden layers of 16: 13,002 parameters on 28x28x1, 10 classes.
+
+    dense1: 784*16 + 16 = 12,560; dense2: 16*16 + 16 = 272; predictions: 16*10 + 10 = 170;
+    total 13,002.
+    """
+    return keras.Sequential(
+        [
+            keras.Input(input_shape),
+            layers.Flatten(name="flatten"),
+            layers.Dense(16, activation="relu", name="dense1"),
+            layers.Dense(16, activation="relu", name="dense2"),
+            layers.Dense(num_classes, activation="softmax", name="predictions"),
+        ],
+        name="mlp_16x16",
+    )
+
+
+@register_model(
+    "cnn_single",
+    input_shape=MNIST_SHAPE,
+    origin="MNIST lesson: one convolution",
+    description="Conv 32 3x3 valid relu, Flatten, Dense softmax",
+)
+def cnn_single(input_shape, num_classes):
+    """One convolution straight into the classifier: 216,650 parameters on 28x28x1, 10 classes.
+
+    conv1: (3*3*1 + 1)*32 = 320, output 26x26x32; flatten: 26*26*32 = 21,632;
+    predictions: 21,632*10 + 10 = 216,330; total 216,650.
+    """
+    return keras.Sequential(
+        [
+            keras.Input(input_shape),
+            layers.Conv2D(32, 3, activation="relu", name="conv1"),
+            layers.Flatten(name="flatten"),
+            layers.Dense(num_classes, activation="softmax", name="predictions"),
+        ],
+        name="cnn_single",
+    )
+
+
+@register_model(
+    "cnn_dropout",
+    input_shape=MNIST_SHAPE,
+    origin="MNIST lesson: one convolution, dense head with dropout",
+    description="Conv 32 3x3 valid relu, Dropout .25, Flatten, Dense 128 relu, Dropout .5, Dense softmax",
+)
+def cnn_dropout(input_shape, num_classes):
+    """One convolution and a Dense 128 head with dropout: 2,770,634 parameters on 28x28x1, 10 classes.
+
+    conv1: (3*3*1 + 1)*32 = 320, output 26x26x32; flatten: 26*26*32 = 21,632;
+    dense1: 21,632*128 + 128 = 2,769,024; predictions: 128*10 + 10 = 1,290;
+    total 2,770,634. Without pooling the flattened map is large, hence the 2.7M.
+    """
+    return keras.Sequential(
+        [
+            keras.Input(input_shape),
+            layers.Conv2D(32, 3, activation="relu", name="conv1"),
+            layers.Dropout(0.25, name="dropout1"),
+            layers.Flatten(name="flatten"),
+            layers.Dense(128, activation="relu", name="dense1"),
+            layers.Dropout(0.5, name="dropout2"),
+            layers.Dense(num_classes, activation="softmax", name="predictions"),
+        ],
+        name="cnn_dropout",
+    )
+
+
+@register_model(
+    "cnn_2conv",
+    input_shape=MNIST_SHAPE,
+    origin="Keras example mnist_cnn.py",
+    description="Conv 32 3x3, Conv 64 3x3, MaxPool 2, Dropout .25, Flatten, Dense 128, Dropout .5, Dense softmax",
+)
+def cnn_2conv(input_shape, num_classes):
+    """The classic Keras mnist_cnn: 1,199,882 parameters on 28x28x1, 10 classes.
+
+    conv1: (3*3*1 + 1)*32 = 320, 26x26x32; conv2: (3*3*32 + 1)*64 = 18,496, 24x24x64;
+    pool1: 12x12x64; flatten: 9,216; dense1: 9,216*128 + 128 = 1,179,776;
+    predictions: 128*10 + 10 = 1,290; total 1,199,882.
+    """
+    return keras.Sequential(
+        [
+            keras.Input(input_shape),
+            layers.Conv2D(32, 3, activation="relu", name="conv1"),
+            layers.Conv2D(64, 3, activation="relu", name="conv2"),
+            layers.MaxPooling2D(2, name="pool1"),
+            layers.Dropout(0.25, name="dropout1"),
+            layers.Flatten(name="flatten"),
+            layers.Dense(128, activation="relu", name="dense1"),
+            layers.Dropout(0.5, name="dropout2"),
+            layers.Dense(num_classes, activation="softmax", name="predictions"),
+        ],
+        name="cnn_2conv",
+    )
+
+
+@register_model(
+    "cnn_pool_dense64",
+    input_shape=MNIST_SHAPE,
+    origin="MNIST lesson: two conv/pool stages, small dense head",
+    description="Conv 32 3x3 same, MaxPool 2, Conv 64 3x3 same, MaxPool 2, Flatten, Dense 64 relu, Dense softmax",
+)
+def cnn_pool_dense64(input_shape, num_classes):
+    """Two 'same' conv/pool stages and a Dense 64 head: 220,234 parameters on 28x28x1, 10 classes.
+
+    conv1: (3*3*1 + 1)*32 = 320, 28x28x32; pool1: 14x14x32;
+    conv2: (3*3*32 + 1)*64 = 18,496, 14x14x64; pool2: 7x7x64; flatten: 3,136;
+    dense1: 3,136*64 + 64 = 200,768; predictions: 64*10 + 10 = 650; total 220,234.
+    """
+    return keras.Sequential(
+        [
+            keras.Input(input_shape),
+            layers.Conv2D(32, 3, padding="same", activation="relu", name="conv1"),
+            layers.MaxPooling2D(2, name="pool1"),
+            layers.Conv2D(64, 3, padding="same", activation="relu", name="conv2"),
+            layers.MaxPooling2D(2, name="pool2"),
+            layers.Flatten(name="flatten"),
+            layers.Dense(64, activation="relu", name="dense1"),
+            layers.Dense(num_classes, activation="softmax", name="predictions"),
+        ],
+        name="cnn_pool_dense64",
+    )
+
+
+@register_model(
+    "cnn_small",
+    input_shape=MNIST_SHAPE,
+    origin="MNIST lesson: one conv/pool stage",
+    description="Conv 32 3x3 valid relu, MaxPool 2, Flatten, Dense softmax",
+)
+def cnn_small(input_shape, num_classes):
+    """One convolution and one pooling: 54,410 parameters on 28x28x1, 10 classes.
+
+    conv1: (3*3*1 + 1)*32 = 320, 26x26x32; pool1: floor(26/2) = 13, 13x13x32;
+    flatten: 5,408; predictions: 5,408*10 + 10 = 54,090; total 54,410.
+    """
+    return keras.Sequential(
+        [
+            keras.Input(input_shape),
+            layers.Conv2D(32, 3, activation="relu", name="conv1"),
+            layers.MaxPooling2D(2, name="pool1"),
+            layers.Flatten(name="flatten"),
+            layers.Dense(num_classes, activation="softmax", name="predictions"),
+        ],
+        name="cnn_small",
+    )
+
+
+@register_model(
+    "mnist_convnet",
+    input_shape=MNIST_SHAPE,
+    origin="keras.io example 'Simple MNIST convnet'",
+    description="Conv 32 3x3, MaxPool 2, Conv 64 3x3, MaxPool 2, Flatten, Dropout .5, Dense softmax",
+)
+def mnist_convnet(input_shape, num_classes):
+    """The keras.io simple MNIST convnet: 34,826 parameters on 28x28x1, 10 classes.
+
+    conv1: (3*3*1 + 1)*32 = 320, 26x26x32; pool1: 13x13x32;
+    conv2: (3*3*32 + 1)*64 = 18,496, 11x11x64; pool2: floor(11/2) = 5, 5x5x64;
+    flatten: 1,600; predictions: 1,600*10 + 10 = 16,010; total 34,826.
+    """
+    return keras.Sequential(
+        [
+            keras.Input(input_shape),
+            layers.Conv2D(32, 3, activation="relu", name="conv1"),
+            layers.MaxPooling2D(2, name="pool1"),
+            layers.Conv2D(64, 3, activation="relu", name="conv2"),
+            layers.MaxPooling2D(2, name="pool2"),
+            layers.Flatten(name="flatten"),
+            layers.Dropout(0.5, name="dropout1"),
+            layers.Dense(num_classes, activation="softmax", name="predictions"),
+        ],
+        name="mnist_convnet",
+    )
+
+
+# ---------------------------------------------------------------------------
+# 32x32x3 (CIFAR-10-style) lessons
+
+@register_model(
+    "cifar_cnn",
+    input_shape=CIFAR_SHAPE,
+    origin="CIFAR-10 lesson: three conv/pool stages, Dense 500",
+    description="Conv 16/32/64 3x3 same each + MaxPool 2, Dropout .3, Flatten, Dense 500 relu, Dropout .4, Dense softmax",
+)
+def cifar_cnn(input_shape, num_classes):
+    """Three 'same' conv/pool stages doubling the filters: 541,094 parameters on 32x32x3, 10 classes.
+
+    conv1: (3*3*3 + 1)*16 = 448, 32x32x16; pool1: 16x16x16;
+    conv2: (3*3*16 + 1)*32 = 4,640, 16x16x32; pool2: 8x8x32;
+    conv3: (3*3*32 + 1)*64 = 18,496, 8x8x64; pool3: 4x4x64; flatten: 1,024;
+    dense1: 1,024*500 + 500 = 512,500; predictions: 500*10 + 10 = 5,010; total 541,094.
+    """
+    return keras.Sequential(
+        [
+            keras.Input(input_shape),
+            layers.Conv2D(16, 3, padding="same", activation="relu", name="conv1"),
+            layers.MaxPooling2D(2, name="pool1"),
+            layers.Conv2D(32, 3, padding="same", activation="relu", name="conv2"),
+            layers.MaxPooling2D(2, name="pool2"),
+            layers.Conv2D(64, 3, padding="same", activation="relu", name="conv3"),
+            layers.MaxPooling2D(2, name="pool3"),
+            layers.Dropout(0.3, name="dropout1"),
+            layers.Flatten(name="flatten"),
+            layers.Dense(500, activation="relu", name="dense1"),
+            layers.Dropout(0.4, name="dropout2"),
+            layers.Dense(num_classes, activation="softmax", name="predictions"),
+        ],
+        name="cifar_cnn",
+    )
+
+
+@register_model(
+    "cifar_elu",
+    input_shape=CIFAR_SHAPE,
+    origin="CIFAR-10 lesson: all-convolutional with ELU",
+    description="Conv 16 5x5, 16, 32/2, 32, 64/2, 64 (3x3 same ELU), GlobalMaxPool, Dropout .5, Dense softmax",
+)
+def cifar_elu(input_shape, num_classes):
+    """Strided convolutions instead of pooling, ELU: 73,498 parameters on 32x32x3, 10 classes.
+
+    conv1: (5*5*3 + 1)*16 = 1,216; conv2: (3*3*16 + 1)*16 = 2,320;
+    conv3 (stride 2, 16x16): (3*3*16 + 1)*32 = 4,640; conv4: (3*3*32 + 1)*32 = 9,248;
+    conv5 (stride 2, 8x8): (3*3*32 + 1)*64 = 18,496; conv6: (3*3*64 + 1)*64 = 36,928;
+    global max pool: 64; predictions: 64*10 + 10 = 650; total 73,498.
+    """
+    return keras.Sequential(
+        [
+            keras.Input(input_shape),
+            layers.Conv2D(16, 5, padding="same", activation="elu", name="conv1"),
+            layers.Conv2D(16, 3, padding="same", activation="elu", name="conv2"),
+            layers.Conv2D(32, 3, strides=2, padding="same", activation="elu", name="conv3"),
+            layers.Conv2D(32, 3, padding="same", activation="elu", name="conv4"),
+            layers.Conv2D(64, 3, strides=2, padding="same", activation="elu", name="conv5"),
+            layers.Conv2D(64, 3, padding="same", activation="elu", name="conv6"),
+            layers.GlobalMaxPooling2D(name="global_pool"),
+            layers.Dropout(0.5, name="dropout1"),
+            layers.Dense(num_classes, activation="softmax", name="predictions"),
+        ],
+        name="cifar_elu",
+    )
