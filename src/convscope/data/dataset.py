@@ -1,0 +1,169 @@
+"""``load_dataset``: a name or DataConfig in, a ready-to-train ``Dataset`` out.
+
+    from convscope.data import load_dataset
+    data = load_dataset("mnist-sample")                      # bundled, offline
+    data = load_dataset("mnist", data_dir="data/mnist", scale="standard", val_first=5000)
+    model.fit(data.x_train, data.y_train, validation_data=(data.x_val, data.y_val))
+    pictures = data.display_images(data.x_test[:16])         # uint8 (16, 28, 28, 1) for figures
+    print(data.preprocessing)                                 # what was done, with the fitted numbers
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from convscope.config import Config, DataConfig, config_from_dict
+from convscope.data.preprocess import Scaling, fit_scaling, split_validation
+from convscope.data.raw import RawImages
+from convscope.data.sources import load_raw
+from convscope.errors import ConvscopeError
+
+
+@dataclass(repr=False)
+class Dataset:
+    """Preprocessed images and labels, ready for ``model.fit``.
+
+    x arrays are float32, (N, H, W, C) for channels_last or (N, C, H, W) for
+    channels_first (``keras.config.image_data_format()``), with a channel axis
+    even for grayscale; y arrays are int64 class indices.
+    """
+
+    name: str
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_val: np.ndarray
+    y_val: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    class_names: list[str]
+    preprocessing: dict  # what was done, with fitted numbers and sizes (for the report)
+    source: str  # where the pixels came from
+    scaling: Scaling = field(default=None)  # undone by display_images
+    channels_first: bool = False
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        """Shape of one image as the model sees it, e.g. (28, 28, 1)."""
+        return tuple(self.x_train.shape[1:])
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    def display_images(self, x: np.ndarray) -> np.ndarray:
+        """Undo the scaling: model inputs -> uint8 pixels, channels last, for figures.
+
+        Args:
+            x: one image or a batch, in this dataset's layout.
+
+        Returns:
+            uint8 (N, H, W, C), or (H, W, C) for one image.
+
+        Example:
+            >>> data.display_images(data.x_test[:4]).shape
+            (4, 28, 28, 1)
+        """
+        x = np.asarray(x, dtype=np.float32)
+        single = x.ndim == 3
+        batch = x[np.newaxis] if single else x
+        if batch.ndim != 4:
+            raise ConvscopeError(f"display_images: got an array of shape {x.shape}; expected one image or a batch shaped like x_test")
+        if self.channels_first:
+            batch = np.moveaxis(batch, 1, -1)
+        pixels = self.scaling.invert(batch) if self.scaling is not None else batch
+        pixels = np.clip(np.rint(pixels), 0, 255).astype(np.uint8)
+        return pixels[0] if single else pixels
+
+    def __repr__(self) -> str:
+        return (
+            f"Dataset({self.name!r}, train={self.x_train.shape}, val={self.x_val.shape}, test={self.x_test.shape}, "
+            f"classes={self.num_classes}, scale={self.preprocessing.get('scale')!r})"
+        )
+
+
+def _data_config(config: DataConfig | str, overrides: dict) -> DataConfig:
+    """Resolve a name or DataConfig plus field overrides, checked like a YAML config."""
+    if isinstance(config, str):
+        config = DataConfig(dataset=config)
+    elif not isinstance(config, DataConfig):
+        raise ConvscopeError(f"load_dataset: got {type(config).__name__}; expected a dataset name or a DataConfig")
+    resolved = config_from_dict({"data": overrides}, source="load_dataset", base=Config(data=dataclasses.replace(config)))
+    return resolved.data
+
+
+def _image_data_format() -> str:
+    import keras
+
+    return keras.config.image_data_format()
+
+
+def prepare_dataset(raw: RawImages, config: DataConfig, seed: int = 0) -> Dataset:
+    """Split off validation images, fit and apply the scale, and set the channel axis.
+
+    Args:
+        raw: images as a source delivered them.
+        config: scale, val_split, val_first, limit_train are used.
+        seed: seeds the stratified validation split.
+
+    Returns:
+        The Dataset.
+    """
+    train_index, val_index, rule = split_validation(raw.y_train, config.val_split, config.val_first, config.limit_train, seed)
+    scaling = fit_scaling(config.scale, raw.x_train, train_index)
+    channels_first = _image_data_format() == "channels_first"
+    x_train = scaling.apply(raw.x_train, train_index, channels_first)
+    x_val = scaling.apply(raw.x_train, val_index, channels_first)
+    x_test = scaling.apply(raw.x_test, None, channels_first)
+    preprocessing = {
+        "dataset": config.dataset,
+        "source": raw.source,
+        **raw.notes,
+        "raw_image_shape": list(raw.x_train.shape[1:]),
+        "raw_dtype": str(raw.x_train.dtype),
+        **scaling.describe(),
+        "fitted_on": f"the {len(train_index)} training images",
+        "validation": rule,
+        "sizes": {"train": len(train_index), "val": len(val_index), "test": len(raw.x_test)},
+        "image_data_format": "channels_first" if channels_first else "channels_last",
+        "dtype": "float32 inputs, int64 labels",
+    }
+    return Dataset(
+        name=config.dataset,
+        x_train=x_train,
+        y_train=raw.y_train[train_index],
+        x_val=x_val,
+        y_val=raw.y_train[val_index],
+        x_test=x_test,
+        y_test=raw.y_test.astype(np.int64),
+        class_names=list(raw.class_names),
+        preprocessing=preprocessing,
+        source=raw.source,
+        scaling=scaling,
+        channels_first=channels_first,
+    )
+
+
+def load_dataset(config: DataConfig | str = "mnist-sample", seed: int = 0, **overrides) -> Dataset:
+    """Load a dataset by name or DataConfig, split, scale and return it.
+
+    Args:
+        config: a dataset name (``convscope datasets``; or npz:PATH, folder:PATH) or a DataConfig.
+        seed: seeds the stratified validation split (use the training seed).
+        **overrides: DataConfig fields, e.g. ``scale="standard"``, ``val_first=5000``, ``data_dir="data/mnist"``.
+
+    Returns:
+        The Dataset.
+
+    Raises:
+        ConvscopeError: unknown name or field, missing or bad files; the message names the file and the fix.
+
+    Example:
+        >>> data = load_dataset("mnist-sample", val_split=0.1)
+        >>> data.x_train.shape, data.x_val.shape, data.x_test.shape
+        ((5400, 28, 28, 1), (600, 28, 28, 1), (1000, 28, 28, 1))
+    """
+    data_config = _data_config(config, overrides)
+    return prepare_dataset(load_raw(data_config), data_config, seed)

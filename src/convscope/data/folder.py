@@ -1,0 +1,129 @@
+"""Image folders: one sub-folder per class.
+
+Two layouts are read::
+
+    PATH/<class>/*.png                       -> a seeded stratified 80/20 train/test split
+    PATH/train/<class>/*  PATH/test/<class>/*  -> the given split
+
+Class names are the sorted folder names. Files are recognised by content;
+other files are skipped with a warning naming them. Image size and color mode
+come from the config, or else from the first image (first class, first file).
+
+    from convscope.data.folder import load_folder_dataset
+    raw = load_folder_dataset(Path("flowers"), image_size=(64, 64), color_mode="rgb")
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from convscope.data.images import FORMATS_TEXT, ImageHeader, decode_images, read_header
+from convscope.data.preprocess import stratified_split
+from convscope.data.raw import RawImages
+from convscope.errors import ConvscopeError
+
+TEST_FRACTION = 0.2  # without a test/ folder, 20% of each class is held out for testing
+SPLIT_SEED = 0  # fixed, so every training seed is scored on the same test images
+
+
+def _class_folders(root: Path) -> list[Path]:
+    return sorted((entry for entry in root.iterdir() if entry.is_dir() and not entry.name.startswith(".")), key=lambda entry: entry.name)
+
+
+def _scan_class(folder: Path) -> list[ImageHeader]:
+    """Headers of the images in one class folder; warn about everything else."""
+    headers = []
+    for entry in sorted(folder.iterdir()):
+        if entry.name.startswith("."):
+            continue  # .DS_Store, editor swap files: never images
+        if entry.is_dir():
+            warnings.warn(f"{entry}: sub-folder inside class folder {folder.name} skipped; images must sit directly in the class folder", stacklevel=3)
+            continue
+        header = read_header(entry)
+        if header is None:
+            warnings.warn(f"{entry}: not a {FORMATS_TEXT} image (judged by content); skipped", stacklevel=3)
+            continue
+        headers.append(header)
+    if not headers:
+        raise ConvscopeError(f"{folder}: class folder holds no {FORMATS_TEXT} images; add images or remove the folder")
+    return headers
+
+
+def _scan(root: Path, class_names: list[str]) -> tuple[list[ImageHeader], np.ndarray]:
+    """Headers and labels of every image under root/<class>/."""
+    headers, labels = [], []
+    for folder in _class_folders(root):
+        if folder.name not in class_names:
+            raise ConvscopeError(
+                f"{folder}: class '{folder.name}' is not among the training classes ({', '.join(class_names)}); "
+                "expected the same class folders under train/ and test/; rename or remove it"
+            )
+        found = _scan_class(folder)
+        headers += found
+        labels += [class_names.index(folder.name)] * len(found)
+    return headers, np.asarray(labels, dtype=np.int64)
+
+
+def load_folder_dataset(root: Path, image_size: tuple[int, int] | None = None, color_mode: str | None = None) -> RawImages:
+    """Load an image folder as training and test images.
+
+    Args:
+        root: ``PATH`` holding ``<class>/`` folders, or ``train/`` and ``test/`` folders of them.
+        image_size: (height, width) to resize to; None: the first image's size.
+        color_mode: "grayscale" or "rgb"; None: decided by the first image.
+
+    Returns:
+        RawImages, (N, H, W, C) uint8. Each split is in a fixed shuffled order, so
+        ``val_first`` and ``limit_train`` take a mix of classes, not the first class.
+
+    Raises:
+        ConvscopeError: missing folder, no class folders, an empty class folder, a corrupt image.
+
+    Example:
+        >>> raw = load_folder_dataset(Path("shapes"))   # shapes/circle/*.png, shapes/square/*.png
+        >>> raw.class_names
+        ['circle', 'square']
+    """
+    root = Path(root).expanduser()
+    if not root.is_dir():
+        raise ConvscopeError(f"{root}: image folder not found; pass folder:PATH with PATH holding one sub-folder of images per class")
+    split_layout = (root / "train").is_dir() and bool(_class_folders(root / "train"))
+    train_root = root / "train" if split_layout else root
+    class_names = [folder.name for folder in _class_folders(train_root)]
+    if not class_names:
+        raise ConvscopeError(f"{train_root}: no class folders; expected {train_root}/<class>/<images>, one sub-folder per class")
+    headers, labels = _scan(train_root, class_names)
+    rng = np.random.default_rng(SPLIT_SEED)
+    if split_layout and (root / "test").is_dir():
+        test_headers, test_labels = _scan(root / "test", class_names)
+        layout = f"{root}/train and {root}/test, one folder per class"
+        train_order, test_order = rng.permutation(len(headers)), rng.permutation(len(test_headers))
+    else:
+        test_headers, test_labels = headers, labels
+        train_order, test_order = stratified_split(labels, TEST_FRACTION, seed=SPLIT_SEED)
+        train_order, test_order = rng.permutation(train_order), rng.permutation(test_order)
+        layout = f"{train_root}, one folder per class; test = stratified {TEST_FRACTION:.0%} of each class (seed {SPLIT_SEED})"
+        if len(test_order) == 0:
+            raise ConvscopeError(f"{train_root}: {len(headers)} images are too few to hold out a test set; add images or a test/ folder")
+    first = headers[0]
+    size = tuple(image_size) if image_size is not None else (first.height, first.width)
+    mode = color_mode or first.color_mode
+    x_train = decode_images([headers[index] for index in train_order], size, mode)
+    x_test = decode_images([test_headers[index] for index in test_order], size, mode)
+    return RawImages(
+        x_train=x_train,
+        y_train=labels[train_order],
+        x_test=x_test,
+        y_test=test_labels[test_order],
+        class_names=class_names,
+        source=str(root),
+        notes={
+            "layout": layout,
+            "image_size": list(size),
+            "color_mode": mode,
+            "decided_by": "config" if image_size is not None and color_mode else f"first image {first.path}",
+        },
+    )

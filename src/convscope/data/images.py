@@ -1,0 +1,168 @@
+"""Image files to arrays: the one place convscope decodes images.
+
+Files are recognised by their content (PNG, JPEG, BMP, GIF, WebP), never by
+their extension. Each image is converted to grayscale or RGB, resized to one
+(height, width) and written into a preallocated uint8 array, so decoding a large
+folder holds one decoded image at a time.
+
+    from convscope.data.images import load_images
+    pixels = load_images(["cat.jpg", "dog.png"], image_size=(32, 32), color_mode="rgb")   # (2, 32, 32, 3) uint8
+    pixels = load_images(paths)        # size and mode of the first image
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from convscope.errors import ConvscopeError
+
+IMAGE_FORMATS = ("PNG", "JPEG", "BMP", "GIF", "WEBP")
+FORMATS_TEXT = "PNG, JPEG, BMP, GIF or WebP"
+# Refuse decompression bombs: 64 megapixels (192 MB as RGB) admits a 50 MP camera
+# photo; a few-KB PNG declaring 100000 x 100000 pixels is refused before decoding.
+MAX_IMAGE_PIXELS = 64_000_000
+GRAYSCALE_MODES = ("1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "I;16N", "F")
+
+
+@dataclass(frozen=True)
+class ImageHeader:
+    """What an image file declares, read without decoding its pixels."""
+
+    path: Path
+    format: str  # PNG, JPEG, BMP, GIF or WEBP
+    width: int
+    height: int
+    mode: str  # Pillow mode: L, RGB, RGBA, P, ...
+
+    @property
+    def color_mode(self) -> str:
+        """The color_mode this image suggests: grayscale or rgb."""
+        return "grayscale" if self.mode in GRAYSCALE_MODES else "rgb"
+
+
+def _open(path: Path) -> Image.Image:
+    """Open ``path`` by content; raise UnidentifiedImageError for a non-image, ConvscopeError for a bomb."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        try:
+            image = Image.open(path, formats=IMAGE_FORMATS)
+        except (Image.DecompressionBombWarning, Image.DecompressionBombError) as error:
+            raise ConvscopeError(f"{path}: refused as a decompression bomb ({error}); expected an image under {MAX_IMAGE_PIXELS} pixels; resize it first") from None
+    if image.width * image.height > MAX_IMAGE_PIXELS:
+        image.close()
+        raise ConvscopeError(
+            f"{path}: declares {image.width} x {image.height} pixels; refused as a possible decompression bomb "
+            f"(limit {MAX_IMAGE_PIXELS} pixels); resize the image first"
+        )
+    return image
+
+
+def read_header(path: str | os.PathLike) -> ImageHeader | None:
+    """Return the header of an image file, or None if the content is not a supported image.
+
+    Raises:
+        ConvscopeError: the file cannot be read, or declares too many pixels.
+    """
+    path = Path(path)
+    try:
+        with _open(path) as image:
+            return ImageHeader(path, image.format, image.width, image.height, image.mode)
+    except UnidentifiedImageError:
+        return None
+    except OSError as error:
+        raise ConvscopeError(f"{path}: cannot read ({error}); expected a readable image file") from None
+
+
+def _to_mode(image: Image.Image, color_mode: str) -> Image.Image:
+    """Convert any Pillow mode to L (grayscale) or RGB."""
+    if image.mode.startswith("I") and image.mode != "I;8":
+        # 16-bit PNGs: keep the top 8 bits (Pillow's convert("L") would clip at 255).
+        high_bits = np.right_shift(np.asarray(image).astype(np.uint32), 8)
+        image = Image.fromarray(np.clip(high_bits, 0, 255).astype(np.uint8), "L")
+    elif image.mode == "P":
+        image = image.convert("RGBA")  # palette transparency is only resolved this way
+    return image.convert("L" if color_mode == "grayscale" else "RGB")
+
+
+def _decode(header: ImageHeader, height: int, width: int, color_mode: str) -> np.ndarray:
+    """Decode one image to (height, width, channels) uint8."""
+    path = header.path
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        try:
+            with _open(path) as image:
+                image = _to_mode(image, color_mode)
+                if image.size != (width, height):
+                    image = image.resize((width, height), Image.Resampling.BILINEAR)
+                pixels = np.asarray(image)
+        except ConvscopeError:
+            raise
+        except Exception as error:  # Pillow raises OSError, SyntaxError, ValueError, EOFError ... for damaged data
+            raise ConvscopeError(
+                f"{path}: cannot decode this {header.format} image ({type(error).__name__}: {error}); "
+                "the file is truncated or corrupt; re-export it or remove it"
+            ) from None
+    return pixels.reshape(height, width, -1)
+
+
+def decode_images(headers: list[ImageHeader], image_size: tuple[int, int] | None = None, color_mode: str | None = None) -> np.ndarray:
+    """Decode already identified images (see ``read_header``) into one preallocated uint8 array.
+
+    Args and Returns: as ``load_images``; ``headers`` replaces ``paths``.
+    """
+    if not headers:
+        raise ConvscopeError("no images to decode; pass at least one image file")
+    if color_mode not in (None, "grayscale", "rgb"):
+        raise ConvscopeError(f"color_mode={color_mode!r}; expected grayscale or rgb")
+    first = headers[0]
+    height, width = image_size if image_size is not None else (first.height, first.width)
+    if height <= 0 or width <= 0:
+        raise ConvscopeError(f"image_size=({height}, {width}); expected two positive sizes (height, width)")
+    color_mode = color_mode or first.color_mode
+    channels = 1 if color_mode == "grayscale" else 3
+    pixels = np.empty((len(headers), height, width, channels), dtype=np.uint8)
+    for index, header in enumerate(headers):
+        pixels[index] = _decode(header, height, width, color_mode)
+    return pixels
+
+
+def load_images(
+    paths: str | os.PathLike | Iterable[str | os.PathLike],
+    image_size: tuple[int, int] | None = None,
+    color_mode: str | None = None,
+) -> np.ndarray:
+    """Decode image files into one uint8 array.
+
+    Args:
+        paths: one path or several.
+        image_size: (height, width) every image is resized to; None: the first image's size.
+        color_mode: "grayscale" or "rgb"; None: grayscale if the first image is grayscale, else rgb.
+
+    Returns:
+        (N, height, width, C) uint8 with C = 1 (grayscale) or 3 (rgb).
+
+    Raises:
+        ConvscopeError: missing file, not a supported image, decompression bomb, truncated or corrupt data.
+
+    Example:
+        >>> load_images(["seven.png"], image_size=(28, 28), color_mode="grayscale").shape
+        (1, 28, 28, 1)
+    """
+    if isinstance(paths, (str, os.PathLike)):
+        paths = [paths]
+    headers = []
+    for path in map(Path, paths):
+        if not path.is_file():
+            raise ConvscopeError(f"{path}: image file not found; check the path")
+        header = read_header(path)
+        if header is None:
+            raise ConvscopeError(f"{path}: not a {FORMATS_TEXT} image (judged by content); pass an image file")
+        headers.append(header)
+    return decode_images(headers, image_size, color_mode)

@@ -1,0 +1,97 @@
+"""Datasets saved as one NumPy .npz file.
+
+The file holds ``x_train, y_train, x_test, y_test`` and, optionally,
+``class_names`` (an array of strings). Images are (N, H, W) or (N, H, W, C),
+uint8 pixels or floats; labels are class indices or one-hot rows. The file is
+opened with ``allow_pickle=False``: an object array cannot run code, it is refused.
+
+    import numpy as np
+    np.savez("digits.npz", x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test)
+    raw = load_npz_dataset(Path("digits.npz"))          # or: convscope run --dataset npz:digits.npz
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from convscope.data.raw import RawImages, check_images, check_labels, default_class_names
+from convscope.errors import ConvscopeError
+
+REQUIRED = ("x_train", "y_train", "x_test", "y_test")
+MAX_ARRAY_BYTES = 8 << 30  # 8 GiB uncompressed per array; refuses zip bombs before reading
+
+
+def _read_array(archive, path: Path, key: str) -> np.ndarray:
+    """One array of the archive, with zip/npy errors turned into ConvscopeError."""
+    names = archive.zip.namelist()
+    member = archive.zip.getinfo(f"{key}.npy" if f"{key}.npy" in names else key)
+    if member.file_size > MAX_ARRAY_BYTES:
+        raise ConvscopeError(f"{path}: array '{key}' declares {member.file_size} bytes; expected under {MAX_ARRAY_BYTES >> 30} GiB; split the dataset")
+    try:
+        return archive[key]
+    except ValueError as error:
+        if "allow_pickle" in str(error) or "object" in str(error).lower():
+            raise ConvscopeError(
+                f"{path}: array '{key}' holds Python objects (dtype object); refused because loading it could run code; "
+                "save numeric arrays (uint8 or float images, integer labels, class_names as a string array)"
+            ) from None
+        raise ConvscopeError(f"{path}: array '{key}' is unreadable ({error}); re-save it with numpy.savez") from None
+    except Exception as error:  # zipfile, zlib and npy-header errors all mean a damaged file
+        raise ConvscopeError(f"{path}: array '{key}' is unreadable ({type(error).__name__}: {error}); re-save it with numpy.savez") from None
+
+
+def load_npz_dataset(path: Path, class_names: list[str] | None = None, source: str | None = None) -> RawImages:
+    """Load x_train, y_train, x_test, y_test (and optional class_names) from an .npz file.
+
+    Args:
+        path: the .npz file.
+        class_names: names to use when the file has none (default: "0".."K-1").
+        source: what to record as the source (default: the path).
+
+    Returns:
+        RawImages with (N, H, W, C) images.
+
+    Raises:
+        ConvscopeError: missing file or array, object array, bad shapes, dtypes or labels.
+
+    Example:
+        >>> raw = load_npz_dataset(Path("mnist.npz"), class_names=[str(d) for d in range(10)])
+    """
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise ConvscopeError(f"{path}: npz file not found; pass npz:PATH with the path of an .npz holding {', '.join(REQUIRED)}")
+    try:
+        archive = np.load(path, allow_pickle=False)
+    except Exception as error:  # np.load raises ValueError, OSError, EOFError or zipfile errors for a bad file
+        raise ConvscopeError(f"{path}: not a readable .npz file ({type(error).__name__}: {error}); save the arrays with numpy.savez") from None
+    if not isinstance(archive, np.lib.npyio.NpzFile):
+        raise ConvscopeError(f"{path}: holds a single array, not an .npz archive; save {', '.join(REQUIRED)} with numpy.savez")
+    with archive:
+        missing = [key for key in REQUIRED if key not in archive.files]
+        if missing:
+            raise ConvscopeError(
+                f"{path}: missing array(s) {', '.join(missing)} (found: {', '.join(archive.files) or 'none'}); "
+                f"expected {', '.join(REQUIRED)}; save them with numpy.savez(path, x_train=..., ...)"
+            )
+        x_train = check_images(_read_array(archive, path, "x_train"), where=f"{path}: x_train")
+        x_test = check_images(_read_array(archive, path, "x_test"), where=f"{path}: x_test")
+        if x_train.shape[1:] != x_test.shape[1:]:
+            raise ConvscopeError(f"{path}: x_test images are {x_test.shape[1:]} but x_train images are {x_train.shape[1:]}; expected one (H, W, C) for both")
+        if "class_names" in archive.files:
+            names = _read_array(archive, path, "class_names")
+            if names.ndim != 1 or names.dtype.kind not in "US" or len(names) == 0:
+                raise ConvscopeError(f"{path}: class_names has shape {names.shape} and dtype {names.dtype}; expected a 1-D array of strings")
+            class_names = [name.decode("utf-8", "replace") if isinstance(name, bytes) else str(name) for name in names.tolist()]
+        num_classes = len(class_names) if class_names else None
+        y_train = check_labels(_read_array(archive, path, "y_train"), where=f"{path}: y_train", count=len(x_train), num_classes=num_classes)
+        y_test = check_labels(_read_array(archive, path, "y_test"), where=f"{path}: y_test", count=len(x_test), num_classes=num_classes)
+    return RawImages(
+        x_train=x_train,
+        y_train=y_train,
+        x_test=x_test,
+        y_test=y_test,
+        class_names=class_names or default_class_names(y_train, y_test),
+        source=source or str(path),
+    )
