@@ -29,7 +29,7 @@ import keras
 
 from convscope.errors import ConvscopeError
 from convscope.models.spec import create_model_from_spec
-from convscope.models.zoo import MODELS, build_registered_model
+from convscope.models.zoo import MODELS, build_registered_model, describe_keras_error
 
 SPEC_SUFFIXES = (".yaml", ".yml")
 LEGACY_SUFFIXES = (".h5", ".hdf5")
@@ -146,7 +146,9 @@ def ensure_built(model: keras.Model, input_shape: tuple | None = None) -> keras.
         # into a graph; the layer objects (and any weights already there) stay the same.
         model.build((None, *input_shape))
     except (ValueError, TypeError) as error:
-        raise ConvscopeError(f"model '{model.name}' cannot take images of shape {tuple(input_shape)}: {error}") from None
+        raise ConvscopeError(
+            f"model '{model.name}' cannot take images of shape {tuple(input_shape)}: {describe_keras_error(error)}"
+        ) from None
     assert _has_graph(model), "Sequential.build left the model without inputs/outputs"
     return model
 
@@ -236,8 +238,7 @@ def _load_with_keras(path: Path, safe_mode: bool, compile: bool) -> keras.Model:
     try:
         model = keras.saving.load_model(path, safe_mode=safe_mode, compile=compile)
     except Exception as error:  # Keras raises ValueError, TypeError, OSError, KeyError... for a bad file
-        message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        message = message if len(message) <= 300 else message[:300] + "..."  # Keras may append a whole config
+        message = describe_keras_error(error)
         if "safe_mode" in str(error) or "Lambda" in str(error):
             raise ConvscopeError(
                 f"{path}: Keras' safe mode refused it ({message}); pass --trust-model only if you made this file yourself"

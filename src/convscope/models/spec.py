@@ -30,6 +30,7 @@ import keras
 import yaml
 
 from convscope.errors import ConvscopeError
+from convscope.models.zoo import describe_keras_error
 
 ALLOWED_LAYERS = {
     "Conv2D": keras.layers.Conv2D,
@@ -214,7 +215,9 @@ def build_model_from_specs(
         try:
             layer = ALLOWED_LAYERS[spec.layer_type](**arguments)
         except (ValueError, TypeError) as error:
-            raise ConvscopeError(f"{where}: Keras refused the arguments {spec.arguments}: {error}") from None
+            raise ConvscopeError(
+                f"{where}: Keras refused the arguments {spec.arguments}: {describe_keras_error(error)}"
+            ) from None
         if layer.name in name_lines:
             raise ConvscopeError(
                 f"{where}: layer name '{layer.name}' already used on line {name_lines[layer.name]}; "
@@ -225,7 +228,7 @@ def build_model_from_specs(
             outputs = layer(outputs)
         except (ValueError, TypeError) as error:
             raise ConvscopeError(
-                f"{where}: cannot take its input of shape {tuple(outputs.shape[1:])}: {error}"
+                f"{where}: fails on its input of shape {tuple(outputs.shape[1:])}: {describe_keras_error(error)}"
             ) from None
 
     output_shape = tuple(outputs.shape[1:])

@@ -121,7 +121,8 @@ class ModelSummary:
             "",
             f"Parameters: {self.total_params:,} ({self.trainable_params:,} trainable, "
             f"{self.non_trainable_params:,} non-trainable); weights {format_bytes(self.weight_bytes)}",
-            f"Compute: {self.mflops:,.2f} MFLOPs per image, forward pass (2 x {self.macs:,} multiply-adds)",
+            f"Compute: {_format_mflops(self.mflops)} MFLOPs per image, forward pass (2 x {self.macs:,} multiply-adds"
+            + ("; layers shown with - are not counted)" if any(layer.macs is None for layer in self.layers) else ")"),
             f"Activation memory: {format_bytes(self.activation_bytes)} per image (sum of the layer outputs)",
         ]
         return "\n".join(lines)
@@ -368,6 +369,12 @@ def format_shape(shape) -> str:
     if not shape:
         return "?"
     return " x ".join("?" if size is None else f"{size:,}" for size in shape)
+
+
+def _format_mflops(mflops: float) -> str:
+    if mflops >= 100:
+        return f"{mflops:,.0f}"
+    return f"{mflops:.2f}" if mflops >= 1 else f"{mflops:.3g}"
 
 
 def format_bytes(count: int) -> str:

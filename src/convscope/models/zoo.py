@@ -24,6 +24,7 @@ Add a model:
 from __future__ import annotations
 
 import functools
+import re
 from dataclasses import dataclass
 from typing import Callable
 
@@ -109,9 +110,19 @@ def build_registered_model(name: str, input_shape: tuple, num_classes: int) -> k
     except (ValueError, TypeError) as error:
         # Keras refuses, e.g., 3 pooling stages on an 8x8 image ("negative dimension").
         raise ConvscopeError(
-            f"model '{name}' cannot take input shape {tuple(input_shape)}: {error}; "
+            f"model '{name}' cannot take input shape {tuple(input_shape)}: {describe_keras_error(error)}; "
             f"it was designed for {image_shape(*MODELS[name].input_shape)}"
         ) from None
+
+
+def describe_keras_error(error: Exception, limit: int = 300) -> str:
+    """One plain line from a Keras exception (which may span lines, carry ANSI colours and a whole config)."""
+    text = re.sub(r"\x1b\[[0-9;]*m", "", str(error))
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    if lines and lines[0].startswith("Exception encountered when calling") and len(lines) > 1:
+        lines = lines[1:]  # the first line only says which call failed; the reason follows
+    message = lines[0].rstrip(".") if lines else type(error).__name__
+    return message if len(message) <= limit else message[:limit] + "..."
 
 
 @functools.lru_cache(maxsize=None)

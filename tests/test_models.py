@@ -1,0 +1,229 @@
+"""Contract tests for the model zoo, create_model, ensure_built and safe loading."""
+
+import json
+import zipfile
+
+import keras
+import numpy as np
+import pytest
+
+from convscope.errors import ConvscopeError
+from convscope.models import MODELS, create_model, ensure_built, format_model_table, list_models, load_model
+
+# Totals the lessons printed with model.summary() for 10 classes.
+REFERENCE_PARAMS = {
+    "mlp_512": 669_706,
+    "mlp_16x16": 13_002,
+    "cnn_single": 216_650,
+    "cnn_dropout": 2_770_634,
+    "cnn_2conv": 1_199_882,
+    "cnn_pool_dense64": 220_234,
+    "cnn_small": 54_410,
+    "mnist_convnet": 34_826,
+    "cifar_cnn": 541_094,
+    "cifar_elu": 73_498,
+}
+DEFAULT_SHAPES = {name: (32, 32, 3) if name.startswith("cifar") else (28, 28, 1) for name in REFERENCE_PARAMS}
+
+
+def test_registry_holds_exactly_the_lesson_models():
+    assert set(MODELS) == set(REFERENCE_PARAMS)
+
+
+@pytest.mark.parametrize("name", sorted(REFERENCE_PARAMS))
+def test_zoo_model_contract(name):
+    model = create_model(name, DEFAULT_SHAPES[name], 10)
+    assert model.count_params() == REFERENCE_PARAMS[name]
+    assert model.name == name
+    assert tuple(model.inputs[0].shape) == (None, *DEFAULT_SHAPES[name])
+
+    rng = np.random.default_rng(0)
+    images = rng.random((4, *DEFAULT_SHAPES[name]), dtype=np.float32)
+    labels = np.array([0, 3, 7, 9])
+    probabilities = model.predict(images[:1], verbose=0)
+    assert probabilities.shape == (1, 10)
+    assert np.all(np.isfinite(probabilities))
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-5)  # zoo models end in softmax
+
+    # One training step moves every trainable weight: gradients reach all of them.
+    model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="sparse_categorical_crossentropy", run_eagerly=True)
+    before = [weight.numpy().copy() for weight in model.trainable_weights]
+    loss = model.train_on_batch(images, labels)
+    assert np.isfinite(loss)
+    for weight, old in zip(model.trainable_weights, before):
+        assert np.all(np.isfinite(weight.numpy())), weight.path
+        assert not np.array_equal(weight.numpy(), old), f"{weight.path} did not change"
+
+
+def test_zoo_model_takes_other_shapes_and_class_counts():
+    model = create_model("mnist_convnet", (32, 32, 3), 4)
+    assert tuple(model.outputs[0].shape) == (None, 4)
+    # conv1: (3*3*3 + 1)*32 = 896; conv2 18,496; 32->30->15->13->6: 6*6*64 = 2,304; 2,304*4 + 4 = 9,220
+    assert model.count_params() == 896 + 18_496 + 9_220
+
+
+def test_layer_names_are_readable_and_stable():
+    first = create_model("cnn_2conv", (28, 28, 1), 10)
+    second = create_model("cnn_2conv", (28, 28, 1), 10)
+    names = [layer.name for layer in first.layers]
+    assert names == [layer.name for layer in second.layers]
+    assert names[:3] == ["conv1", "conv2", "pool1"] and names[-1] == "predictions"
+
+
+def test_unknown_name_lists_the_available_models():
+    with pytest.raises(ConvscopeError, match="unknown model 'resnet9000'") as raised:
+        create_model("resnet9000", (28, 28, 1), 10)
+    for name in REFERENCE_PARAMS:
+        assert name in str(raised.value)
+
+
+def test_too_small_input_is_a_clear_error():
+    with pytest.raises(ConvscopeError, match="mnist_convnet.*cannot take input shape"):
+        create_model("mnist_convnet", (6, 6, 1), 10)
+
+
+def test_list_models_and_table():
+    infos = list_models()
+    assert [info.name for info in infos] == sorted(REFERENCE_PARAMS)
+    for info in infos:
+        assert info.num_params == REFERENCE_PARAMS[info.name]
+        assert info.input_shape == DEFAULT_SHAPES[info.name]
+        assert info.origin and info.description
+    table = format_model_table(infos)
+    assert "2,770,634" in table and "32x32x3" in table
+    assert all(name in table for name in REFERENCE_PARAMS)
+
+
+# ---------------------------------------------------------------------------
+# The user's own models
+
+
+def never_called_sequential():
+    return keras.Sequential(
+        [keras.layers.Conv2D(8, 3, activation="relu"), keras.layers.Flatten(), keras.layers.Dense(10)]
+    )
+
+
+def test_ensure_built_makes_a_never_called_sequential_usable():
+    model = never_called_sequential()
+    conv = model.layers[0]
+    with pytest.raises(AttributeError):  # what users hit in the lessons
+        model.inputs
+    built = ensure_built(model, (28, 28, 1))
+    assert built is model and built.layers[0] is conv
+    extractor = keras.Model(built.inputs, conv.output)  # how activation maps are read
+    images = np.random.default_rng(0).random((2, 28, 28, 1), dtype=np.float32)
+    maps = extractor.predict(images, verbose=0)
+    assert maps.shape == (2, 26, 26, 8)
+    expected = keras.ops.convert_to_numpy(keras.activations.relu(keras.ops.conv(images, conv.kernel) + conv.bias))
+    np.testing.assert_allclose(maps, expected, rtol=1e-4, atol=1e-5)
+
+
+def test_ensure_built_keeps_weights_of_a_sequential_called_eagerly():
+    model = never_called_sequential()
+    images = np.random.default_rng(1).random((2, 28, 28, 1), dtype=np.float32)
+    before = keras.ops.convert_to_numpy(model(images))
+    assert ensure_built(model, (28, 28, 1)) is model
+    np.testing.assert_allclose(model.predict(images, verbose=0), before, rtol=1e-5, atol=1e-6)
+
+
+def test_ensure_built_errors():
+    with pytest.raises(ConvscopeError, match="never been called.*input_shape"):
+        ensure_built(never_called_sequential())
+    with pytest.raises(ConvscopeError, match="cannot take images of shape"):
+        ensure_built(keras.Sequential([keras.layers.Conv2D(8, 5), keras.layers.Conv2D(8, 5)]), (4, 4, 1))
+
+    class Subclassed(keras.Model):
+        def __init__(self):
+            super().__init__()
+            self.dense = keras.layers.Dense(10)
+
+        def call(self, inputs):
+            return self.dense(inputs)
+
+    with pytest.raises(ConvscopeError, match="subclassed"):
+        ensure_built(Subclassed(), (28, 28, 1))
+
+
+def test_create_model_accepts_a_user_functional_model():
+    inputs = keras.Input((28, 28, 1))
+    features = keras.layers.Conv2D(4, 3)(inputs)
+    outputs = keras.layers.Dense(3)(keras.layers.GlobalAveragePooling2D()(features))
+    model = keras.Model(inputs, outputs)
+    assert create_model(model, (28, 28, 1), 3) is model
+    with pytest.raises(ConvscopeError, match=r"outputs \(3,\).*expected \(10,\)"):
+        create_model(model, (28, 28, 1), 10)
+    with pytest.raises(ConvscopeError, match=r"expects images of shape \(28, 28, 1\).*\(32, 32, 3\)"):
+        create_model(model, (32, 32, 3), 3)
+
+
+def test_create_model_accepts_a_never_called_sequential():
+    model = create_model(never_called_sequential(), (28, 28, 1), 10)
+    assert tuple(model.outputs[0].shape) == (None, 10)
+    assert model.count_params() == (9 + 1) * 8 + 26 * 26 * 8 * 10 + 10
+
+
+# ---------------------------------------------------------------------------
+# Loading saved models
+
+
+def test_load_model_round_trip(tmp_path):
+    model = create_model("cnn_small", (28, 28, 1), 10)
+    path = tmp_path / "model.keras"
+    model.save(path)
+    loaded = load_model(path)
+    images = np.random.default_rng(0).random((2, 28, 28, 1), dtype=np.float32)
+    np.testing.assert_allclose(loaded.predict(images, verbose=0), model.predict(images, verbose=0), rtol=1e-6)
+
+
+def test_load_model_refuses_a_lambda_layer(tmp_path):
+    inputs = keras.Input((4,))
+    outputs = keras.layers.Dense(2)(keras.layers.Lambda(lambda x: x * 2, name="double")(inputs))
+    path = tmp_path / "lambda.keras"
+    keras.Model(inputs, outputs).save(path)
+    with pytest.raises(ConvscopeError, match="Lambda layer 'double'.*--trust-model"):
+        load_model(path)
+    trusted = load_model(path, trust=True)  # the user vouches for the file
+    np.testing.assert_allclose(trusted.layers[1](np.ones((1, 4), np.float32)), 2.0)
+
+
+def test_load_model_refuses_a_class_from_outside_keras(tmp_path):
+    marker = tmp_path / "ran"
+    config = {"module": "os", "class_name": "system", "config": f"touch {marker}", "registered_name": None}
+    path = tmp_path / "evil.keras"
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("config.json", json.dumps(config))
+        archive.writestr("metadata.json", json.dumps({"keras_version": keras.__version__}))
+    with pytest.raises(ConvscopeError, match="'system' from module 'os'"):
+        load_model(path)
+    assert not marker.exists()
+
+
+def test_load_model_refuses_legacy_h5_unless_trusted(tmp_path):
+    model = create_model("mlp_16x16", (28, 28, 1), 10)
+    path = tmp_path / "model.h5"
+    model.save(path)
+    with pytest.raises(ConvscopeError, match="model.h5.*--trust-model"):
+        load_model(path)
+    assert load_model(path, trust=True).count_params() == 13_002
+
+
+def test_load_model_missing_or_corrupt_file(tmp_path):
+    with pytest.raises(ConvscopeError, match="nothing.keras: model file not found"):
+        load_model(tmp_path / "nothing.keras")
+    corrupt = tmp_path / "corrupt.keras"
+    corrupt.write_bytes(b"not a zip archive")
+    with pytest.raises(ConvscopeError, match="corrupt.keras: not a readable .keras file"):
+        load_model(corrupt)
+    truncated = tmp_path / "truncated.keras"
+    create_model("cnn_small", (28, 28, 1), 10).save(truncated)
+    with zipfile.ZipFile(truncated) as archive:
+        config = archive.read("config.json")
+    with zipfile.ZipFile(truncated, "w") as archive:  # config without its weights
+        archive.writestr("config.json", config)
+    with pytest.raises(ConvscopeError, match="truncated.keras: cannot load the model"):
+        load_model(truncated)
+    other = tmp_path / "weights.npz"
+    other.write_bytes(b"")
+    with pytest.raises(ConvscopeError, match="expected a .keras model file"):
+        load_model(other)
