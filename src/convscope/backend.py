@@ -43,3 +43,96 @@ def describe_backend() -> dict:
         info["jax"] = jax.__version__
     info["threads"] = os.cpu_count()
     return info
+
+
+def forward_with_gradients(model, inputs, score_function, feature_index=None):
+    """Run ``model`` once and differentiate the summed per-image scores.
+
+    One forward and one backward pass give everything Grad-CAM and saliency
+    need, on any graph (skip connections included): every output of ``model``,
+    the gradient with respect to the input batch and, optionally, the gradient
+    with respect to one of the model's outputs (an intermediate feature map).
+
+    Args:
+        model: a Keras model returning a list of tensors (a multi-output ``keras.Model``).
+        inputs: NumPy batch fed to the model.
+        score_function: maps the list of output tensors to one score per image, shape (N,);
+            it may use ``keras.ops`` and the model's variables.
+        feature_index: index of the output to differentiate with respect to, or None.
+
+    Returns:
+        ``(outputs, input_gradient, feature_gradient)``: NumPy arrays; ``feature_gradient``
+        is None when ``feature_index`` is None.
+
+    Example:
+        >>> outputs, d_input, d_features = forward_with_gradients(
+        ...     probe, images, lambda outs: outs[1][:, 3], feature_index=0)
+    """
+    name = keras.backend.backend()
+    if name == "tensorflow":
+        return _forward_with_gradients_tensorflow(model, inputs, score_function, feature_index)
+    if name == "torch":
+        return _forward_with_gradients_torch(model, inputs, score_function, feature_index)
+    if name == "jax":
+        return _forward_with_gradients_jax(model, inputs, score_function, feature_index)
+    raise NotImplementedError(f"gradients are not implemented for the {name!r} Keras backend")
+
+
+def _as_list(outputs):
+    return list(outputs) if isinstance(outputs, (list, tuple)) else [outputs]
+
+
+def _to_numpy(tensors):
+    return [None if tensor is None else keras.ops.convert_to_numpy(tensor) for tensor in tensors]
+
+
+def _forward_with_gradients_tensorflow(model, inputs, score_function, feature_index):
+    import tensorflow as tf
+
+    images = tf.convert_to_tensor(inputs)
+    with tf.GradientTape() as tape:
+        tape.watch(images)
+        outputs = _as_list(model(images, training=False))
+        score = tf.reduce_sum(score_function(outputs))
+    targets = [images] + ([outputs[feature_index]] if feature_index is not None else [])
+    gradients = tape.gradient(score, targets, unconnected_gradients=tf.UnconnectedGradients.ZERO)
+    input_gradient, *feature_gradient = _to_numpy(gradients)
+    return _to_numpy(outputs), input_gradient, (feature_gradient[0] if feature_gradient else None)
+
+
+def _forward_with_gradients_torch(model, inputs, score_function, feature_index):
+    import torch
+
+    images = keras.ops.convert_to_tensor(inputs).detach().requires_grad_(True)
+    outputs = _as_list(model(images, training=False))
+    score = torch.sum(score_function(outputs))
+    targets = [images] + ([outputs[feature_index]] if feature_index is not None else [])
+    gradients = torch.autograd.grad(score, targets, allow_unused=True)
+    gradients = [torch.zeros_like(target) if gradient is None else gradient for target, gradient in zip(targets, gradients)]
+    input_gradient, *feature_gradient = _to_numpy([gradient.detach() for gradient in gradients])
+    return _to_numpy([output.detach() for output in outputs]), input_gradient, (feature_gradient[0] if feature_gradient else None)
+
+
+def _forward_with_gradients_jax(model, inputs, score_function, feature_index):
+    import jax
+    import jax.numpy as jnp
+
+    # JAX differentiates functions, not tensors: the gradient with respect to a
+    # feature map is the gradient with respect to a zero tensor added to it.
+    images = jnp.asarray(inputs)
+    feature_operation = None if feature_index is None else model.outputs[feature_index]._keras_history.operation
+    feature_shape = None if feature_index is None else (images.shape[0], *model.outputs[feature_index].shape[1:])
+
+    def run(images, offset):
+        def operation_fn(operation):
+            if operation is not feature_operation:
+                return operation
+            return lambda *args, **kwargs: operation(*args, **kwargs) + offset
+
+        outputs = _as_list(model._run_through_graph(images, operation_fn=operation_fn))
+        return jnp.sum(score_function(outputs)), outputs
+
+    offset = jnp.zeros(feature_shape if feature_shape else ())
+    (_, outputs), (input_gradient, feature_gradient) = jax.value_and_grad(run, argnums=(0, 1), has_aux=True)(images, offset)
+    outputs, (input_gradient, feature_gradient) = _to_numpy(outputs), _to_numpy([input_gradient, feature_gradient])
+    return outputs, input_gradient, (feature_gradient if feature_index is not None else None)

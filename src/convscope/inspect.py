@@ -1,0 +1,893 @@
+"""Look inside a network: filters, activations, Grad-CAM, saliency, classic kernels.
+
+Compute only (arrays and small dataclasses); ``convscope.plots.inspection`` draws them.
+
+    from convscope.inspect import inspect
+    from convscope.plots.inspection import save_inspection_figures
+    result = inspect(model, data.x_test[[0, 42]], display_images=data.display_images(data.x_test[[0, 42]]))
+    result.grad_cam.heatmaps.shape        # (2, 28, 28), each in [0, 1]
+    save_inspection_figures(result, "runs/demo/plots", class_names=data.class_names)
+
+Works for any single-input Keras classifier: a zoo model, a YAML one, a user's
+functional model, or a ``keras.Sequential([...])`` that has never been called
+(the input shape comes from the images). Activations, Grad-CAM and saliency come
+from one forward and one backward pass over all images. Every ``compute_*``
+function is also usable on its own. Images are preprocessed model inputs, shaped
+per ``keras.config.image_data_format()``; every image-like array in the results
+is channels-last.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import keras
+import numpy as np
+
+from convscope.backend import forward_with_gradients
+from convscope.errors import ConvscopeError
+from convscope.plots.common import display_image
+
+CONVOLUTION_TYPES = ("Conv2D", "SeparableConv2D", "DepthwiseConv2D", "Conv2DTranspose")
+ACTIVATION_TYPES = ("Activation", "ReLU", "LeakyReLU", "ELU", "PReLU", "Softmax")
+OPERATION_NAME = "cross-correlation (what keras.layers.Conv2D computes: the kernel is not flipped)"
+
+
+# ---------------------------------------------------------------- results
+
+
+@dataclass
+class LayerInfo:
+    """One row of the layer table; shapes exclude nothing (batch is None)."""
+
+    name: str
+    type: str
+    input_shape: tuple | list
+    output_shape: tuple
+    weight_shapes: list  # every variable except the bias, e.g. [(3, 3, 1, 32)]
+    bias_shape: tuple | None
+
+
+@dataclass
+class FirstLayerFilters:
+    """The first convolutional layer's kernels."""
+
+    layer_name: str
+    kernels: np.ndarray  # (kh, kw, in_channels, out_channels), as Keras stores them
+    channel_views: np.ndarray  # (in_channels, out_channels, kh, kw): one 2-D filter per input channel
+    rgb: np.ndarray | None  # (out_channels, kh, kw, 3) uint8, each filter min-max rescaled; 3-channel input only
+
+
+@dataclass
+class DenseWeightImages:
+    """First Dense layer after Flatten on the image: each unit's weights as an image."""
+
+    layer_name: str
+    images: np.ndarray  # (units, H, W) or (units, H, W, C)
+    vmin: float  # one symmetric colour scale shared by all units
+    vmax: float
+
+
+@dataclass
+class LayerActivation:
+    """One layer's output for the chosen images."""
+
+    layer_name: str
+    layer_type: str
+    values: np.ndarray  # (N, H, W, C) channels-last, or (N, units)
+
+
+@dataclass
+class GradCam:
+    """Grad-CAM heatmaps of one convolutional layer."""
+
+    layer_name: str
+    heatmaps: np.ndarray  # (N, H, W) in [0, 1], upsampled to the input size
+    coarse_heatmaps: np.ndarray  # (N, h, w) before upsampling, not normalised
+    class_indices: np.ndarray  # (N,) class each heatmap explains
+    score_source: str  # which tensor the class score was read from
+
+
+@dataclass
+class Saliency:
+    """Vanilla-gradient saliency: |d score / d input|, max over channels."""
+
+    maps: np.ndarray  # (N, H, W), each divided by its maximum
+    class_indices: np.ndarray  # (N,)
+
+
+@dataclass
+class KernelResponse:
+    """A kernel and the image it produces."""
+
+    name: str
+    kernel: np.ndarray  # (kh, kw), or (kh, kw, C) for learned filters on a C-channel image
+    response: np.ndarray  # (H, W)
+
+
+@dataclass
+class ClassicKernels:
+    """Hand-made kernels beside the learned first-layer filters, on one image."""
+
+    image_index: int
+    grayscale: np.ndarray  # (H, W) floats in [0, 1] the classic kernels are applied to
+    classic: list[KernelResponse]  # Sobel x/y, Laplacian, sharpen, box blur, random
+    channels: dict[str, np.ndarray] | None  # {"R": (H, W), "G": ..., "B": ...} uint8 for RGB input
+    learned_layer_name: str | None
+    learned: list[KernelResponse] = field(default_factory=list)  # pre-activation responses
+
+
+@dataclass
+class PixelGrid:
+    """Integer pixel values of one image, as the lessons annotate them."""
+
+    image_index: int
+    values: np.ndarray  # (h, w) uint8
+    top_left: tuple[int, int]  # (row, column) of the crop in the full image
+    description: str
+
+
+@dataclass
+class WorkedConvolution:
+    """A small convolution worked by hand, every output cell spelled out."""
+
+    input: np.ndarray  # (n, n) integers
+    kernel: np.ndarray  # (k, k) integers
+    stride: int
+    padding: str  # "valid" or "same" (Keras' meaning)
+    padded_input: np.ndarray
+    pad_before: int  # rows/columns of zeros added above and left
+    output: np.ndarray
+    sums: list[list[str]]  # sums[i][j] = "1*0 + 2*1 + ... = 7"
+    operation: str
+
+
+@dataclass
+class WorkedPooling:
+    """A 2x2 max-pooling example: 4x4 input to 2x2, each window listed."""
+
+    input: np.ndarray  # (4, 4)
+    output: np.ndarray  # (2, 2)
+    windows: list[list[str]]  # windows[i][j] = "max(1, 5, 3, 2) = 5"
+
+
+@dataclass
+class OutputSize:
+    """The output-size formula applied once: floor((n + 2p - k) / s) + 1."""
+
+    label: str
+    size: int  # n
+    kernel_size: int  # k
+    stride: int  # s
+    total_padding: int  # 2p (Keras 'same' may pad one more on the bottom/right)
+    output_size: int
+    text: str
+
+
+@dataclass
+class InspectionResult:
+    """Everything ``inspect`` computed for one model and a few images."""
+
+    model_name: str
+    images: np.ndarray  # model inputs as given
+    display_images: np.ndarray  # (N, H, W, C) uint8, channels-last, for figures
+    probabilities: np.ndarray  # (N, num_classes)
+    predicted_classes: np.ndarray  # (N,)
+    layers: list[LayerInfo]
+    filters: FirstLayerFilters | None  # None when the model has no convolution
+    dense_weights: DenseWeightImages | None  # None unless Dense follows Flatten on the image
+    activations: list[LayerActivation]
+    grad_cam: GradCam | None  # None when no layer has a spatial output
+    saliency: Saliency
+    classic_kernels: ClassicKernels
+    pixel_grid: PixelGrid
+    worked_convolution: WorkedConvolution
+    worked_pooling: WorkedPooling
+    output_sizes: list[OutputSize]
+
+
+# ---------------------------------------------------------------- the layer graph
+
+
+@dataclass
+class _LayerGraph:
+    """Symbolic tensors of every top-level layer, on one input."""
+
+    input: object
+    output: object
+    layers: list  # top-level layers in call order, InputLayer excluded
+    inputs_of: dict  # layer name -> input tensor (or list of them)
+    outputs_of: dict  # layer name -> output tensor
+
+
+def _layer_graph(model, input_shape: tuple) -> _LayerGraph:
+    """Symbolic inputs/outputs of every layer, also for a never-called Sequential.
+
+    A Sequential model that was never called has no inputs, so the usual
+    ``keras.Model(model.inputs, layer.output)`` fails; calling its layers in
+    order on a fresh ``keras.Input`` gives the same graph with the same weights.
+    Functional models already have one; their layers' first call is the graph.
+    """
+    if isinstance(model, keras.Sequential):
+        tensor = image_input = keras.Input(shape=input_shape)
+        inputs_of, outputs_of = {}, {}
+        layers = [layer for layer in model.layers if not isinstance(layer, keras.layers.InputLayer)]
+        for layer in layers:
+            inputs_of[layer.name] = tensor
+            try:
+                tensor = layer(tensor)
+            except ValueError as error:
+                raise ConvscopeError(
+                    f"layer {layer.name!r} of model {model.name!r} cannot take images of shape {input_shape}: {error}; "
+                    "pass images shaped like the model's training data"
+                ) from error
+            outputs_of[layer.name] = tensor
+        return _LayerGraph(image_input, tensor, layers, inputs_of, outputs_of)
+    try:
+        inputs = model.inputs
+    except (AttributeError, ValueError) as error:
+        raise ConvscopeError(
+            f"model {model.name!r} ({type(model).__name__}) has no symbolic inputs, so its layers' outputs cannot be "
+            "read; build it with keras.Sequential([...]) or the functional API (keras.Input -> layers -> keras.Model)"
+        ) from error
+    if inputs is None or len(inputs) != 1:
+        raise ConvscopeError(f"model {model.name!r} has {0 if inputs is None else len(inputs)} inputs; inspection needs exactly one image input")
+    expected = tuple(inputs[0].shape[1:])
+    if len(expected) != len(input_shape) or any(e is not None and e != g for e, g in zip(expected, input_shape)):
+        raise ConvscopeError(f"images have shape {input_shape} but model {model.name!r} expects {expected}; pass images shaped like its training data")
+    layers = [layer for layer in model.layers if not isinstance(layer, keras.layers.InputLayer)]
+    inputs_of = {layer.name: layer.input for layer in layers}
+    outputs_of = {layer.name: layer.output for layer in layers}
+    return _LayerGraph(inputs[0], model.outputs[0], layers, inputs_of, outputs_of)
+
+
+def _shape(tensor) -> tuple | list:
+    if isinstance(tensor, (list, tuple)):
+        return [_shape(item) for item in tensor]
+    return tuple(tensor.shape)
+
+
+def _channels_last(array: np.ndarray) -> np.ndarray:
+    """Move the channel axis of a (N, C, H, W) batch last when Keras runs channels-first."""
+    if array.ndim == 4 and keras.config.image_data_format() == "channels_first":
+        return np.moveaxis(array, 1, -1)
+    return array
+
+
+def _find_layer(graph: _LayerGraph, name: str):
+    for layer in graph.layers:
+        if layer.name == name:
+            return layer
+    names = ", ".join(layer.name for layer in graph.layers)
+    raise ConvscopeError(f"no layer named {name!r} in the model; choose one of: {names}")
+
+
+def _is_convolution(layer) -> bool:
+    return type(layer).__name__ in CONVOLUTION_TYPES or isinstance(layer, keras.layers.Conv2D)
+
+
+def _all_layers(model):
+    """Every layer, nested models' layers included, in order."""
+    for layer in model.layers:
+        if isinstance(layer, keras.Model):
+            yield from _all_layers(layer)
+        elif not isinstance(layer, keras.layers.InputLayer):
+            yield layer
+
+
+def _default_activation_layers(graph: _LayerGraph) -> list:
+    """Conv, pooling and activation layers, and any layer with a non-linear activation."""
+    chosen = []
+    for layer in graph.layers:
+        kind = type(layer).__name__
+        activation = getattr(layer, "activation", None)
+        nonlinear = activation is not None and getattr(activation, "__name__", "linear") != "linear"
+        if _is_convolution(layer) or "Pooling" in kind or kind in ACTIVATION_TYPES or nonlinear:
+            chosen.append(layer)
+    return chosen
+
+
+def _grad_cam_layer(graph: _LayerGraph, name: str | None):
+    """The chosen layer, else the last convolution, else the last layer with a spatial output."""
+    if name is not None:
+        layer = _find_layer(graph, name)
+        if len(graph.outputs_of[layer.name].shape) != 4:
+            raise ConvscopeError(
+                f"Grad-CAM needs a layer with a spatial (N, H, W, C) output; {name!r} outputs "
+                f"{_shape(graph.outputs_of[layer.name])}; choose a convolutional layer"
+            )
+        return layer
+    spatial = [layer for layer in graph.layers if len(graph.outputs_of[layer.name].shape) == 4]
+    convolutions = [layer for layer in spatial if _is_convolution(layer)]
+    return (convolutions or spatial or [None])[-1]
+
+
+def _score_head(graph: _LayerGraph):
+    """Where to read the pre-softmax class score: (tensor, dense layer or None, description).
+
+    A softmax squashes the other classes' logits into every score; the logit
+    is the quantity the last layer actually computes for the class.
+    """
+    last = graph.layers[-1]
+    kind = type(last).__name__
+    activation_name = getattr(getattr(last, "activation", None), "__name__", "")
+    if isinstance(last, keras.layers.Dense) and activation_name == "softmax":
+        return graph.inputs_of[last.name], last, f"logit of {last.name} (Dense without its softmax)"
+    if kind == "Softmax" or (kind == "Activation" and activation_name == "softmax"):
+        return graph.inputs_of[last.name], None, f"logit (input of {last.name})"
+    return graph.output, None, f"model output ({last.name})"
+
+
+def _as_probabilities(outputs: np.ndarray) -> np.ndarray:
+    """Model outputs as probabilities: softmax applied when rows are logits."""
+    if np.all(outputs >= 0) and np.allclose(outputs.sum(axis=1), 1.0, atol=1e-3):
+        return outputs
+    shifted = np.exp(outputs - outputs.max(axis=1, keepdims=True))
+    return shifted / shifted.sum(axis=1, keepdims=True)
+
+
+# ---------------------------------------------------------------- network numbers
+
+
+def compute_layer_table(model, input_shape: tuple) -> list[LayerInfo]:
+    """Every top-level layer's name, type, input/output shapes, weight and bias shapes.
+
+    Args:
+        model: a Keras model (a never-called Sequential is fine).
+        input_shape: one image's shape, e.g. (28, 28, 1).
+
+    Returns:
+        One ``LayerInfo`` per layer, in call order.
+
+    Example:
+        >>> [row.output_shape for row in compute_layer_table(model, (28, 28, 1))][:1]
+        [(None, 26, 26, 32)]
+    """
+    return _layer_table(_layer_graph(model, tuple(input_shape)))
+
+
+def _layer_table(graph: _LayerGraph) -> list[LayerInfo]:
+    table = []
+    for layer in graph.layers:
+        bias = getattr(layer, "bias", None) if not isinstance(layer, keras.Model) else None
+        weights = [tuple(weight.shape) for weight in layer.weights if bias is None or weight is not bias]
+        table.append(
+            LayerInfo(
+                name=layer.name,
+                type=type(layer).__name__,
+                input_shape=_shape(graph.inputs_of[layer.name]),
+                output_shape=_shape(graph.outputs_of[layer.name]),
+                weight_shapes=weights,
+                bias_shape=None if bias is None else tuple(bias.shape),
+            )
+        )
+    return table
+
+
+def compute_first_filters(model, input_shape: tuple) -> FirstLayerFilters | None:
+    """The first convolutional layer's kernels, per input channel and as RGB composites.
+
+    Args:
+        model: a Keras model.
+        input_shape: one image's shape (builds a never-called model).
+
+    Returns:
+        ``FirstLayerFilters``, or None when the model has no convolution.
+
+    Example:
+        >>> compute_first_filters(model, (32, 32, 3)).rgb.shape
+        (32, 3, 3, 3)
+    """
+    _layer_graph(model, tuple(input_shape))  # builds the weights of a never-called model
+    return _first_filters(model)
+
+
+def _first_filters(model) -> FirstLayerFilters | None:
+    layer = next((layer for layer in _all_layers(model) if isinstance(layer, keras.layers.Conv2D)), None)
+    if layer is None:
+        return None
+    kernels = keras.ops.convert_to_numpy(layer.kernel).astype(np.float32)
+    channel_views = np.transpose(kernels, (2, 3, 0, 1))
+    rgb = None
+    if kernels.ndim == 4 and kernels.shape[2] == 3:
+        per_filter = np.transpose(kernels, (3, 0, 1, 2))  # (out, kh, kw, 3)
+        low = per_filter.min(axis=(1, 2, 3), keepdims=True)
+        span = per_filter.max(axis=(1, 2, 3), keepdims=True) - low
+        rgb = np.round(255 * (per_filter - low) / np.where(span > 0, span, 1)).astype(np.uint8)
+    return FirstLayerFilters(layer.name, kernels, channel_views, rgb)
+
+
+def compute_dense_weights(model, input_shape: tuple) -> DenseWeightImages | None:
+    """Each unit of a Dense layer that directly follows Flatten on the image, as an image.
+
+    Args:
+        model: a Keras model (an MLP on images).
+        input_shape: one image's shape.
+
+    Returns:
+        ``DenseWeightImages`` with one symmetric scale, or None when no Dense layer reads the flattened image.
+
+    Example:
+        >>> compute_dense_weights(mlp, (28, 28, 1)).images.shape
+        (512, 28, 28)
+    """
+    return _dense_weights(_layer_graph(model, tuple(input_shape)), tuple(input_shape))
+
+
+def _dense_weights(graph: _LayerGraph, input_shape: tuple) -> DenseWeightImages | None:
+    for flatten in graph.layers:
+        if not isinstance(flatten, keras.layers.Flatten) or _shape(graph.inputs_of[flatten.name])[1:] != input_shape:
+            continue
+        for dense in graph.layers:
+            if isinstance(dense, keras.layers.Dense) and graph.inputs_of[dense.name] is graph.outputs_of[flatten.name]:
+                kernel = keras.ops.convert_to_numpy(dense.kernel)  # (H*W*C, units)
+                # Flatten always orders values (H, W, C), converting channels-first itself.
+                height, width, channels = _channels_last(np.zeros((1, *input_shape))).shape[1:]
+                images = kernel.T.reshape(-1, height, width, channels)
+                images = images[..., 0] if channels == 1 else images
+                limit = float(np.abs(images).max())
+                return DenseWeightImages(dense.name, images, -limit, limit)
+    return None
+
+
+def _run_network(graph: _LayerGraph, images: np.ndarray, activation_layers, grad_cam_layer, class_index):
+    """One forward and one backward pass: activations, predictions, Grad-CAM, saliency."""
+    activation_layers = (
+        _default_activation_layers(graph) if activation_layers is None else [_find_layer(graph, name) for name in activation_layers]
+    )
+    cam_layer = _grad_cam_layer(graph, grad_cam_layer)
+    score_tensor, dense_head, score_source = _score_head(graph)
+    if len(graph.output.shape) != 2:
+        raise ConvscopeError(f"the model outputs shape {_shape(graph.output)}; inspection expects a classifier with (N, num_classes) outputs")
+
+    probes = [graph.outputs_of[layer.name] for layer in activation_layers] + [graph.output, score_tensor]
+    if cam_layer is not None:
+        probes.append(graph.outputs_of[cam_layer.name])
+    first_conv = next((layer for layer in graph.layers if isinstance(layer, keras.layers.Conv2D)), None)
+    if first_conv is not None:
+        probes.append(graph.inputs_of[first_conv.name])
+    unique = list({id(tensor): tensor for tensor in probes}.values())
+    index = {id(tensor): position for position, tensor in enumerate(unique)}
+    probe_model = keras.Model(graph.input, unique)
+
+    num_classes = graph.output.shape[-1]
+    if class_index is not None:
+        chosen = np.broadcast_to(np.asarray(class_index, dtype=np.int64), (len(images),)).copy()
+        if np.any(chosen < 0) or np.any(chosen >= num_classes):
+            raise ConvscopeError(f"class_index {class_index} is outside 0..{num_classes - 1}; pass a class of the model")
+
+    def score_function(outputs):
+        scores = outputs[index[id(score_tensor)]]
+        if dense_head is not None:
+            scores = keras.ops.matmul(scores, dense_head.kernel)
+            if dense_head.bias is not None:
+                scores = scores + dense_head.bias
+        target = chosen if class_index is not None else keras.ops.argmax(outputs[index[id(graph.output)]], axis=-1)
+        target = keras.ops.expand_dims(keras.ops.cast(target, "int32"), -1)
+        return keras.ops.take_along_axis(scores, target, axis=-1)[:, 0]
+
+    feature_index = None if cam_layer is None else index[id(graph.outputs_of[cam_layer.name])]
+    outputs, input_gradient, feature_gradient = forward_with_gradients(probe_model, images, score_function, feature_index)
+
+    probabilities = _as_probabilities(outputs[index[id(graph.output)]])
+    classes = chosen if class_index is not None else probabilities.argmax(axis=1)
+    activations = [
+        LayerActivation(layer.name, type(layer).__name__, _channels_last(outputs[index[id(graph.outputs_of[layer.name])]]))
+        for layer in activation_layers
+    ]
+    display_shape = _channels_last(images).shape[1:3]
+    grad_cam = None
+    if cam_layer is not None:
+        features = _channels_last(outputs[feature_index])
+        weights = _channels_last(feature_gradient).mean(axis=(1, 2), keepdims=True)  # one weight per channel
+        coarse = np.maximum((features * weights).sum(axis=-1), 0.0)
+        grad_cam = GradCam(cam_layer.name, _normalise(_resize_bilinear(coarse, *display_shape)), coarse, classes, score_source)
+    saliency = Saliency(_normalise(np.abs(_channels_last(input_gradient)).max(axis=-1)), classes)
+    first_input = None if first_conv is None else outputs[index[id(graph.inputs_of[first_conv.name])]]
+    return probabilities, classes, activations, grad_cam, saliency, (first_conv, first_input)
+
+
+def _normalise(maps: np.ndarray) -> np.ndarray:
+    """Divide each map by its maximum (all-zero maps stay zero)."""
+    peak = maps.reshape(len(maps), -1).max(axis=1).reshape(-1, *([1] * (maps.ndim - 1)))
+    return np.where(peak > 0, maps / np.where(peak > 0, peak, 1), 0.0).astype(np.float32)
+
+
+def _resize_bilinear(maps: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Bilinear upsampling of (N, h, w) maps with half-pixel centres (as keras.ops.image.resize)."""
+
+    def axis_weights(source: int, target: int):
+        position = np.clip((np.arange(target) + 0.5) * source / target - 0.5, 0, source - 1)
+        low = np.floor(position).astype(int)
+        return low, np.minimum(low + 1, source - 1), position - low
+
+    top, bottom, row_fraction = axis_weights(maps.shape[1], height)
+    left, right, column_fraction = axis_weights(maps.shape[2], width)
+    rows = maps[:, top] * (1 - row_fraction)[:, None] + maps[:, bottom] * row_fraction[:, None]
+    return rows[:, :, left] * (1 - column_fraction) + rows[:, :, right] * column_fraction
+
+
+def compute_activations(model, images: np.ndarray, layers: list[str] | None = None) -> list[LayerActivation]:
+    """Outputs of the chosen layers (default: conv, pooling, activations) in one forward pass.
+
+    Args:
+        model: a Keras model (a never-called Sequential is fine).
+        images: preprocessed batch.
+        layers: layer names, or None for every conv, pooling and activation layer
+            and every layer with a non-linear activation.
+
+    Returns:
+        One ``LayerActivation`` per layer, values channels-last.
+
+    Example:
+        >>> [a.values.shape for a in compute_activations(model, x[:2], ["conv2d"])]
+        [(2, 26, 26, 32)]
+    """
+    images = np.asarray(images, np.float32)
+    return _run_network(_layer_graph(model, tuple(images.shape[1:])), images, layers, None, None)[2]
+
+
+def compute_grad_cam(model, images: np.ndarray, class_index=None, layer: str | None = None) -> GradCam | None:
+    """Grad-CAM heatmaps for the predicted (or chosen) class.
+
+    Channel weights are the spatial mean of d score / d feature map; the map is
+    the ReLU of the weighted channel sum, upsampled to the input and divided by
+    its maximum. The score is the pre-softmax logit where the model ends in softmax.
+
+    Args:
+        model: a Keras classifier.
+        images: preprocessed batch.
+        class_index: class to explain (int or one per image); None means the predicted class.
+        layer: layer name; None means the last convolutional layer.
+
+    Returns:
+        ``GradCam``, or None when no layer has a spatial output (an MLP).
+
+    Example:
+        >>> compute_grad_cam(model, x[:2]).heatmaps.shape
+        (2, 28, 28)
+    """
+    images = np.asarray(images, np.float32)
+    return _run_network(_layer_graph(model, tuple(images.shape[1:])), images, [], layer, class_index)[3]
+
+
+def compute_saliency(model, images: np.ndarray, class_index=None) -> Saliency:
+    """Vanilla-gradient saliency: |d score / d input|, max over channels, per image scaled to [0, 1].
+
+    Args:
+        model: a Keras classifier.
+        images: preprocessed batch.
+        class_index: class to explain; None means the predicted class.
+
+    Returns:
+        ``Saliency`` with (N, H, W) maps.
+
+    Example:
+        >>> compute_saliency(model, x[:2]).maps.max()
+        1.0
+    """
+    images = np.asarray(images, np.float32)
+    return _run_network(_layer_graph(model, tuple(images.shape[1:])), images, [], None, class_index)[4]
+
+
+# ---------------------------------------------------------------- classic kernels
+
+
+CLASSIC_KERNELS = {
+    # Written for true convolution (kernel flipped), as in image-processing texts:
+    # Sobel x is positive where brightness grows to the right.
+    "Sobel x": np.array([[1, 0, -1], [2, 0, -2], [1, 0, -1]], np.float32),
+    "Sobel y": np.array([[1, 2, 1], [0, 0, 0], [-1, -2, -1]], np.float32),
+    "Laplacian": np.array([[0, 1, 0], [1, -4, 1], [0, 1, 0]], np.float32),
+    "sharpen": np.array([[0, -1, 0], [-1, 5, -1], [0, -1, 0]], np.float32),
+    "box blur": np.full((3, 3), 1 / 9, np.float32),
+}
+
+
+def convolve2d(image: np.ndarray, kernel: np.ndarray) -> np.ndarray:
+    """True 2-D convolution, output the size of ``image``, symmetric (mirror) boundary.
+
+    Equals ``scipy.signal.convolve2d(image, kernel, boundary='symm', mode='same')``.
+
+    Args:
+        image: (H, W) array.
+        kernel: (kh, kw) array.
+
+    Returns:
+        (H, W) float64 array.
+
+    Example:
+        >>> convolve2d(np.eye(4), CLASSIC_KERNELS["box blur"]).shape
+        (4, 4)
+    """
+    image, kernel = np.asarray(image, np.float64), np.asarray(kernel, np.float64)
+    kernel_height, kernel_width = kernel.shape
+    # 'same' keeps the centre of the full convolution: (k - 1) // 2 cells from its start.
+    top, left = (kernel_height - 1) // 2, (kernel_width - 1) // 2
+    padded = np.pad(image, ((kernel_height - 1 - top, top), (kernel_width - 1 - left, left)), mode="symmetric")
+    windows = np.lib.stride_tricks.sliding_window_view(padded, kernel.shape)
+    return np.einsum("ijkl,kl->ij", windows, kernel[::-1, ::-1])
+
+
+def grayscale(image: np.ndarray) -> np.ndarray:
+    """ITU-R 601 luma of an (H, W, 3) image: 0.299 R + 0.587 G + 0.114 B (other channel counts: the mean)."""
+    image = np.asarray(image, np.float32)
+    if image.ndim == 2:
+        return image
+    if image.shape[-1] == 3:
+        return image @ np.array([0.299, 0.587, 0.114], np.float32)
+    return image.mean(axis=-1)
+
+
+def compute_classic_kernels(
+    display_image_uint8: np.ndarray, num_random_kernels: int = 4, seed: int = 0, image_index: int = 0
+) -> ClassicKernels:
+    """Sobel x/y, Laplacian, sharpen, box blur and seeded random 3x3 kernels on one image.
+
+    Args:
+        display_image_uint8: (H, W, C) uint8 image as people see it.
+        num_random_kernels: how many random kernels (normal, rounded to 0.1) to add.
+        seed: seed of the random kernels.
+        image_index: which of the inspected images this is (for titles).
+
+    Returns:
+        ``ClassicKernels`` without learned filters (``inspect`` adds them).
+
+    Example:
+        >>> [r.name for r in compute_classic_kernels(image, 1).classic]
+        ['Sobel x', 'Sobel y', 'Laplacian', 'sharpen', 'box blur', 'random 1']
+    """
+    image = np.asarray(display_image_uint8)
+    gray = grayscale(image.astype(np.float32) / 255.0)
+    rng = np.random.default_rng(seed)
+    kernels = dict(CLASSIC_KERNELS)
+    for number in range(1, num_random_kernels + 1):
+        kernels[f"random {number}"] = np.round(rng.normal(size=(3, 3)), 1).astype(np.float32)
+    classic = [KernelResponse(name, kernel, convolve2d(gray, kernel).astype(np.float32)) for name, kernel in kernels.items()]
+    channels = None
+    if image.ndim == 3 and image.shape[-1] == 3:
+        channels = {name: image[..., position] for position, name in enumerate("RGB")}
+    return ClassicKernels(image_index, gray, classic, channels, None)
+
+
+def _learned_responses(first_conv, first_input: np.ndarray, image_index: int) -> list[KernelResponse]:
+    """The first convolution's pre-activation output on one image, one response per filter."""
+    image = first_input[image_index : image_index + 1]
+    response = first_conv.convolution_op(keras.ops.convert_to_tensor(image), first_conv.kernel)
+    response = _channels_last(keras.ops.convert_to_numpy(response))[0]
+    if first_conv.use_bias:
+        response = response + keras.ops.convert_to_numpy(first_conv.bias)
+    kernels = keras.ops.convert_to_numpy(first_conv.kernel)
+    return [
+        KernelResponse(f"{first_conv.name} filter {channel}", kernels[:, :, :, channel].squeeze(-1) if kernels.shape[2] == 1 else kernels[:, :, :, channel], response[..., channel])
+        for channel in range(response.shape[-1])
+    ]
+
+
+def compute_pixel_grid(display_image_uint8: np.ndarray, image_index: int = 0, max_size: int = 32) -> PixelGrid:
+    """Integer pixel values 0-255 (grayscale for colour images), centre-cropped to ``max_size``.
+
+    Args:
+        display_image_uint8: (H, W, C) uint8 image.
+        image_index: which of the inspected images this is.
+        max_size: largest side shown; numbers stop being readable beyond ~32.
+
+    Returns:
+        ``PixelGrid``.
+
+    Example:
+        >>> compute_pixel_grid(mnist_digit).values.shape
+        (28, 28)
+    """
+    image = np.asarray(display_image_uint8)
+    if image.ndim == 3 and image.shape[-1] == 1:
+        values, description = image[..., 0], "pixel values 0-255"
+    elif image.ndim == 3:
+        values, description = np.round(grayscale(image)).astype(np.uint8), "grayscale 0.299R + 0.587G + 0.114B, 0-255"
+    else:
+        values, description = image, "pixel values 0-255"
+    top = max(0, (values.shape[0] - max_size) // 2)
+    left = max(0, (values.shape[1] - max_size) // 2)
+    crop = values[top : top + max_size, left : left + max_size]
+    if crop.shape != values.shape:
+        description += f", centre {crop.shape[0]}x{crop.shape[1]} of {values.shape[0]}x{values.shape[1]}"
+    return PixelGrid(image_index, crop.astype(np.uint8), (top, left), description)
+
+
+# ---------------------------------------------------------------- worked examples
+
+
+def _term(value) -> str:
+    return f"({value})" if value < 0 else f"{value}"
+
+
+def _same_padding(size: int, kernel_size: int, stride: int) -> tuple[int, int]:
+    """Keras 'same': output ceil(n / s); the odd extra zero goes bottom/right."""
+    total = max((-(-size // stride) - 1) * stride + kernel_size - size, 0)
+    return total // 2, total - total // 2
+
+
+def compute_worked_convolution(stride: int = 1, padding: str = "valid", size: int = 5, kernel_size: int = 3, seed: int = 0) -> WorkedConvolution:
+    """A small integer convolution worked by hand, as keras.layers.Conv2D computes it.
+
+    Args:
+        stride: step of the window, in pixels.
+        padding: "valid" (no padding) or "same" (zeros so the output is ceil(n / stride)).
+        size: side of the square input.
+        kernel_size: side of the square kernel.
+        seed: seed of the small integers (input 0..3, kernel -1..1).
+
+    Returns:
+        ``WorkedConvolution`` with every output cell's sum spelled out.
+
+    Example:
+        >>> compute_worked_convolution().sums[0][0]
+        '1*0 + 2*1 + ... = 7'
+    """
+    if padding not in ("valid", "same"):
+        raise ConvscopeError(f"padding {padding!r} is not one Keras knows; use 'valid' or 'same'")
+    rng = np.random.default_rng(seed)
+    image = rng.integers(0, 4, size=(size, size))
+    kernel = rng.integers(-1, 2, size=(kernel_size, kernel_size))
+    before, after = _same_padding(size, kernel_size, stride) if padding == "same" else (0, 0)
+    padded = np.pad(image, ((before, after), (before, after)))
+    output_size = (padded.shape[0] - kernel_size) // stride + 1
+    output = np.zeros((output_size, output_size), dtype=np.int64)
+    sums = []
+    for row in range(output_size):
+        sums.append([])
+        for column in range(output_size):
+            window = padded[row * stride : row * stride + kernel_size, column * stride : column * stride + kernel_size]
+            output[row, column] = int((window * kernel).sum())
+            terms = " + ".join(f"{_term(a)}*{_term(b)}" for a, b in zip(window.ravel(), kernel.ravel()))
+            sums[-1].append(f"{terms} = {output[row, column]}")
+    # Cross-correlation is convolution with the flipped kernel; the centre of a
+    # 'same' convolution of the padded input is untouched by its boundary rule.
+    half = kernel_size // 2
+    check = convolve2d(padded, kernel[::-1, ::-1])[half : padded.shape[0] - (kernel_size - 1 - half), half : padded.shape[1] - (kernel_size - 1 - half)]
+    assert np.array_equal(output, np.round(check[::stride, ::stride]).astype(np.int64)), "worked example disagrees with convolve2d"
+    return WorkedConvolution(image, kernel, stride, padding, padded, before, output, sums, OPERATION_NAME)
+
+
+def compute_worked_pooling(seed: int = 0) -> WorkedPooling:
+    """2x2 max-pooling with stride 2 on a 4x4 integer input, each window listed.
+
+    Example:
+        >>> compute_worked_pooling().windows[0][0]
+        'max(1, 5, 3, 2) = 5'
+    """
+    image = np.random.default_rng(seed).integers(0, 10, size=(4, 4))
+    output = image.reshape(2, 2, 2, 2).max(axis=(1, 3))
+    windows = [
+        [f"max({', '.join(str(v) for v in image[2 * r : 2 * r + 2, 2 * c : 2 * c + 2].ravel())}) = {output[r, c]}" for c in range(2)]
+        for r in range(2)
+    ]
+    return WorkedPooling(image, output, windows)
+
+
+def _output_size(label: str, size: int, kernel_size: int, stride: int, padding: str) -> OutputSize:
+    total = sum(_same_padding(size, kernel_size, stride)) if padding == "same" else 0
+    result = (size + total - kernel_size) // stride + 1
+    text = f"{label}: ⌊({size} + {total} - {kernel_size}) / {stride}⌋ + 1 = {result}"
+    return OutputSize(label, size, kernel_size, stride, total, result, text)
+
+
+def compute_output_sizes(model=None, input_shape: tuple | None = None, size: int = 5, kernel_size: int = 3) -> list[OutputSize]:
+    """The output-size formula floor((n + 2p - k) / s) + 1 for the worked example and the model's layers.
+
+    Args:
+        model: optional Keras model; its Conv2D and pooling layers are added (height axis).
+        input_shape: one image's shape, needed with ``model``.
+        size: n of the worked examples.
+        kernel_size: k of the worked examples.
+
+    Returns:
+        One ``OutputSize`` per case; each equals what Keras computes.
+
+    Example:
+        >>> [row.output_size for row in compute_output_sizes()]
+        [3, 5, 2, 3]
+    """
+    rows = [
+        _output_size(f"{size}x{size}, {kernel_size}x{kernel_size}, stride {stride}, '{padding}'", size, kernel_size, stride, padding)
+        for stride in (1, 2)
+        for padding in ("valid", "same")
+    ]
+    if model is not None:
+        rows += _layer_output_sizes(_layer_graph(model, tuple(input_shape)))
+    return rows
+
+
+def _layer_output_sizes(graph: _LayerGraph) -> list[OutputSize]:
+    rows = []
+    height_axis = 2 if keras.config.image_data_format() == "channels_first" else 1
+    for layer in graph.layers:
+        window = getattr(layer, "kernel_size", None) or getattr(layer, "pool_size", None)
+        if window is None or len(graph.inputs_of[layer.name].shape) != 4 or not hasattr(layer, "padding"):
+            continue
+        size_in = graph.inputs_of[layer.name].shape[height_axis]
+        row = _output_size(layer.name, size_in, window[0], layer.strides[0], layer.padding)
+        assert row.output_size == graph.outputs_of[layer.name].shape[height_axis] or getattr(layer, "dilation_rate", (1,))[0] != 1
+        rows.append(row)
+    return rows
+
+
+# ---------------------------------------------------------------- everything at once
+
+
+def _display_uint8(images: np.ndarray) -> np.ndarray:
+    """Preprocessed inputs back to (N, H, W, C) uint8 (min-max per image unless already in [0, 1])."""
+    images = _channels_last(np.asarray(images, np.float32))
+    shown = [display_image(image) for image in images]
+    shown = np.stack([image[..., None] if image.ndim == 2 else image for image in shown])
+    return np.round(shown * 255).astype(np.uint8)
+
+
+def inspect(
+    model,
+    images: np.ndarray,
+    layers: list[str] | None = None,
+    class_index=None,
+    grad_cam_layer: str | None = None,
+    num_random_kernels: int = 4,
+    seed: int = 0,
+    display_images: np.ndarray | None = None,
+) -> InspectionResult:
+    """Compute every inspection number for a few images.
+
+    Args:
+        model: any single-input Keras classifier (zoo, YAML, functional, never-called Sequential).
+        images: preprocessed model inputs, (N, H, W, C) or per ``keras.config.image_data_format()``.
+        layers: layer names whose activations to keep; None means every conv, pooling and
+            activation layer and every layer with a non-linear activation.
+        class_index: class Grad-CAM and saliency explain (int or one per image); None: predicted.
+        grad_cam_layer: layer name for Grad-CAM; None: the last convolutional layer.
+        num_random_kernels: random 3x3 kernels shown beside the classic ones.
+        seed: seed of the random kernels and worked examples.
+        display_images: the same images as people see them, (N, H, W, C) uint8
+            (``Dataset.display_images``); None rescales ``images`` to 0-255.
+
+    Returns:
+        ``InspectionResult``.
+
+    Example:
+        >>> result = inspect(model, data.x_test[:2])
+        >>> result.grad_cam.heatmaps.shape, len(result.activations)
+        ((2, 28, 28), 5)
+    """
+    images = np.asarray(images, np.float32)
+    if images.ndim != 4 or len(images) == 0:
+        raise ConvscopeError(f"images have shape {images.shape}; expected a non-empty batch (N, H, W, C) of preprocessed images")
+    input_shape = tuple(images.shape[1:])
+    shown = _display_uint8(images) if display_images is None else np.asarray(display_images)
+    if shown.dtype != np.uint8 or shown.shape[:3] != _channels_last(images).shape[:3]:
+        raise ConvscopeError(
+            f"display_images have shape {shown.shape} and dtype {shown.dtype}; expected uint8 {_channels_last(images).shape[:3]} + (C,), "
+            "e.g. Dataset.display_images(images)"
+        )
+    graph = _layer_graph(model, input_shape)
+    probabilities, classes, activations, grad_cam, saliency, (first_conv, first_input) = _run_network(
+        graph, images, layers, grad_cam_layer, class_index
+    )
+    classic = compute_classic_kernels(shown[0], num_random_kernels, seed, image_index=0)
+    if first_conv is not None:
+        classic.learned_layer_name = first_conv.name
+        classic.learned = _learned_responses(first_conv, first_input, 0)
+    return InspectionResult(
+        model_name=model.name,
+        images=images,
+        display_images=shown,
+        probabilities=probabilities,
+        predicted_classes=probabilities.argmax(axis=1),
+        layers=_layer_table(graph),
+        filters=_first_filters(model),
+        dense_weights=_dense_weights(graph, input_shape),
+        activations=activations,
+        grad_cam=grad_cam,
+        saliency=saliency,
+        classic_kernels=classic,
+        pixel_grid=compute_pixel_grid(shown[0], 0),
+        worked_convolution=compute_worked_convolution(seed=seed),
+        worked_pooling=compute_worked_pooling(seed),
+        output_sizes=compute_output_sizes() + _layer_output_sizes(graph),
+    )
