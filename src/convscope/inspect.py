@@ -26,6 +26,7 @@ import numpy as np
 
 from convscope.backend import forward_with_gradients
 from convscope.errors import ConvscopeError
+from convscope.models import ensure_built
 from convscope.plots.common import display_image
 
 CONVOLUTION_TYPES = ("Conv2D", "SeparableConv2D", "DepthwiseConv2D", "Conv2DTranspose")
@@ -201,44 +202,17 @@ class _LayerGraph:
 
 
 def _layer_graph(model, input_shape: tuple) -> _LayerGraph:
-    """Symbolic inputs/outputs of every layer, also for a never-called Sequential.
+    """Symbolic inputs/outputs of every top-level layer, also for a never-called Sequential.
 
-    A Sequential model that was never called has no inputs, so the usual
-    ``keras.Model(model.inputs, layer.output)`` fails; calling its layers in
-    order on a fresh ``keras.Input`` gives the same graph with the same weights.
-    Functional models already have one; their layers' first call is the graph.
+    ``ensure_built`` gives a never-called Sequential its graph (the usual
+    ``keras.Model(model.inputs, layer.output)`` fails without one) and checks
+    that the images fit the model.
     """
-    if isinstance(model, keras.Sequential):
-        tensor = image_input = keras.Input(shape=input_shape)
-        inputs_of, outputs_of = {}, {}
-        layers = [layer for layer in model.layers if not isinstance(layer, keras.layers.InputLayer)]
-        for layer in layers:
-            inputs_of[layer.name] = tensor
-            try:
-                tensor = layer(tensor)
-            except ValueError as error:
-                raise ConvscopeError(
-                    f"layer {layer.name!r} of model {model.name!r} cannot take images of shape {input_shape}: {error}; "
-                    "pass images shaped like the model's training data"
-                ) from error
-            outputs_of[layer.name] = tensor
-        return _LayerGraph(image_input, tensor, layers, inputs_of, outputs_of)
-    try:
-        inputs = model.inputs
-    except (AttributeError, ValueError) as error:
-        raise ConvscopeError(
-            f"model {model.name!r} ({type(model).__name__}) has no symbolic inputs, so its layers' outputs cannot be "
-            "read; build it with keras.Sequential([...]) or the functional API (keras.Input -> layers -> keras.Model)"
-        ) from error
-    if inputs is None or len(inputs) != 1:
-        raise ConvscopeError(f"model {model.name!r} has {0 if inputs is None else len(inputs)} inputs; inspection needs exactly one image input")
-    expected = tuple(inputs[0].shape[1:])
-    if len(expected) != len(input_shape) or any(e is not None and e != g for e, g in zip(expected, input_shape)):
-        raise ConvscopeError(f"images have shape {input_shape} but model {model.name!r} expects {expected}; pass images shaped like its training data")
+    model = ensure_built(model, tuple(input_shape))
     layers = [layer for layer in model.layers if not isinstance(layer, keras.layers.InputLayer)]
     inputs_of = {layer.name: layer.input for layer in layers}
     outputs_of = {layer.name: layer.output for layer in layers}
-    return _LayerGraph(inputs[0], model.outputs[0], layers, inputs_of, outputs_of)
+    return _LayerGraph(model.inputs[0], model.outputs[0], layers, inputs_of, outputs_of)
 
 
 def _shape(tensor) -> tuple | list:
