@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from convscope.errors import ConvscopeError
-from convscope.models import MODELS, create_model, ensure_built, format_model_table, list_models, load_model
+from convscope.models import MODELS, create_model, ensure_built, format_models_table, list_models, load_model
 
 # Totals the lessons printed with model.summary() for 10 classes.
 REFERENCE_PARAMS = {
@@ -89,7 +89,7 @@ def test_list_models_and_table():
         assert info.num_params == REFERENCE_PARAMS[info.name]
         assert info.input_shape == DEFAULT_SHAPES[info.name]
         assert info.origin and info.description
-    table = format_model_table(infos)
+    table = format_models_table(infos)
     assert "2,770,634" in table and "32x32x3" in table
     assert all(name in table for name in REFERENCE_PARAMS)
 

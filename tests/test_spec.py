@@ -120,8 +120,12 @@ def test_file_and_syntax_errors(tmp_path):
         create_model(tmp_path / "missing.yaml", (28, 28, 1), 10)
     with pytest.raises(ConvscopeError, match=r"net.yaml:3: not valid YAML"):
         create_model(write(tmp_path, "layers:\n  - Conv2D: {filters: 32\n  - Flatten: {}\n"), (28, 28, 1), 10)
-    with pytest.raises(ConvscopeError, match=r"net.yaml:1: unknown top-level key 'layer'"):
-        create_model(write(tmp_path, "layer:\n  - Flatten: {}\n"), (28, 28, 1), 10)
+    with pytest.raises(ConvscopeError, match=r"net.yaml:3: unknown top-level key 'optimizer'"):
+        create_model(write(tmp_path, "layers:\n  - Flatten: {}\noptimizer: adam\n"), (28, 28, 1), 10)
+    with pytest.raises(ConvscopeError, match=r"net.yaml:3: unknown layer 'Lambda'"):
+        create_model(write(tmp_path, "layers:\n  - Flatten\n  - Lambda\n"), (28, 28, 1), 10)
+    with pytest.raises(ConvscopeError, match=r"net.yaml:2: Dropout.rate: could not determine a constructor"):
+        create_model(write(tmp_path, "- Dropout:\n    rate: !!python/object/apply:os.system [ls]\n"), (28, 28, 1), 10)
     with pytest.raises(ConvscopeError, match=r"net.yaml:2: each list item must be one layer"):
         create_model(write(tmp_path, "layers:\n  - {Flatten: {}, Dense: {units: 10}}\n"), (28, 28, 1), 10)
     with pytest.raises(ConvscopeError, match=r"net.yaml: the file is empty"):

@@ -3,7 +3,7 @@
     from convscope.models import create_model, list_models, summarize, load_model
     model = create_model("mnist_convnet", (28, 28, 1), num_classes=10)   # or "spec.yaml", or a keras.Model
     print(summarize(model).to_text())
-    print(format_model_table(list_models()))
+    print(format_models_table(list_models()))
     model = load_model("runs/mnist/model.keras")                       # safe-mode loading
 
 Modules: ``zoo`` (registry and architectures), ``spec`` (YAML layer lists),
@@ -14,7 +14,7 @@ parameters and their arithmetic).
 from convscope.models.loading import create_model, ensure_built, load_model
 from convscope.models.spec import ALLOWED_LAYERS, create_model_from_spec, read_spec
 from convscope.models.summary import LayerSummary, ModelSummary, summarize
-from convscope.models.zoo import MODELS, ModelInfo, format_model_table, list_models, register_model
+from convscope.models.zoo import MODELS, ModelInfo, format_models_table, list_models, register_model
 
 __all__ = [
     "ALLOWED_LAYERS",
@@ -25,7 +25,7 @@ __all__ = [
     "create_model",
     "create_model_from_spec",
     "ensure_built",
-    "format_model_table",
+    "format_models_table",
     "list_models",
     "load_model",
     "read_spec",

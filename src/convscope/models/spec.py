@@ -119,13 +119,12 @@ def read_spec(path: str | Path) -> list[LayerSpec]:
     if root is None:
         raise ConvscopeError(f"{path}: the file is empty; {example}")
     if isinstance(root, yaml.MappingNode):
-        keys = {_scalar(key): value for key, value in root.value}
-        unknown = [key for key in keys if key not in ("layers",)]
-        if unknown:
-            raise ConvscopeError(f"{path}:{_line(root)}: unknown top-level key '{unknown[0]}'; {example}")
-        if "layers" not in keys:
+        for key_node, _ in root.value:
+            if _scalar(key_node) != "layers":
+                raise ConvscopeError(f"{path}:{_line(key_node)}: unknown top-level key '{_scalar(key_node)}'; {example}")
+        if not root.value:
             raise ConvscopeError(f"{path}: no `layers:` key; {example}")
-        root = keys["layers"]
+        root = root.value[-1][1]
     if not isinstance(root, yaml.SequenceNode) or not root.value:
         raise ConvscopeError(f"{path}:{_line(root)}: {example}")
     return [_read_layer(path, item) for item in root.value]
@@ -133,8 +132,10 @@ def read_spec(path: str | Path) -> list[LayerSpec]:
 
 def _read_layer(path: Path, node: yaml.Node) -> LayerSpec:
     allowed = ", ".join(ALLOWED_LAYERS)
-    if isinstance(node, yaml.ScalarNode) and node.value in ALLOWED_LAYERS:
-        return LayerSpec(node.value, {}, _line(node))  # "- Flatten" with no arguments
+    if isinstance(node, yaml.ScalarNode):  # "- Flatten" with no arguments
+        if node.value not in ALLOWED_LAYERS:
+            raise ConvscopeError(f"{path}:{_line(node)}: unknown layer '{node.value}'; allowed layers: {allowed}")
+        return LayerSpec(node.value, {}, _line(node))
     if not isinstance(node, yaml.MappingNode) or len(node.value) != 1:
         raise ConvscopeError(
             f"{path}:{_line(node)}: each list item must be one layer, e.g. `- Dense: {{units: 10}}`; "
@@ -167,7 +168,11 @@ def _read_layer(path: Path, node: yaml.Node) -> LayerSpec:
             raise ConvscopeError(
                 f"{path}:{_line(value_node)}: {layer_type}.{argument} must be a number, a string or a list of numbers"
             )
-        arguments[argument] = yaml.constructor.SafeConstructor().construct_object(value_node, deep=True)
+        try:
+            arguments[argument] = yaml.constructor.SafeConstructor().construct_object(value_node, deep=True)
+        except yaml.YAMLError as error:  # e.g. a !!python/... tag, which safe loading refuses
+            problem = getattr(error, "problem", None) or str(error)
+            raise ConvscopeError(f"{path}:{_line(value_node)}: {layer_type}.{argument}: {problem}") from None
     return LayerSpec(layer_type, arguments, _line(key_node))
 
 

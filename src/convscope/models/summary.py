@@ -107,9 +107,9 @@ class ModelSummary:
             cells = [cell.ljust(width) if column < 3 else cell.rjust(width) for column, (cell, width) in enumerate(zip(row, widths))]
             return "  ".join(cells).rstrip()
 
+        values = "variable size" if None in self.input_shape else f"{_count(self.input_shape):,} values per image"
         lines = [
-            f"Model '{self.name}': input {format_shape(self.input_shape)} "
-            f"({_count(self.input_shape):,} values per image)",
+            f"Model '{self.name}': input {format_shape(self.input_shape)} ({values})",
             "",
             line(header),
         ]

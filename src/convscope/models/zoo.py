@@ -1,8 +1,8 @@
 """The model zoo: the classic lessons' architectures, looked up by name.
 
-    from convscope.models import create_model, list_models, format_model_table
+    from convscope.models import create_model, list_models, format_models_table
     model = create_model("mnist_convnet", (28, 28, 1), num_classes=10)
-    print(format_model_table(list_models()))
+    print(format_models_table(list_models()))
 
 Each architecture is a function ``(input_shape, num_classes) -> keras.Model``
 decorated with ``@register_model``; the decorator files it in ``MODELS`` with
@@ -148,13 +148,17 @@ def list_models() -> list[ModelInfo]:
     return infos
 
 
-def format_model_table(infos: list[ModelInfo]) -> str:
-    """Return an aligned text table of ``list_models()`` for `convscope models`.
+def format_models_table(infos: list[ModelInfo] | None = None) -> str:
+    """Return an aligned text table of the registered models for `convscope models`.
+
+    Args:
+        infos: entries to show; None: ``list_models()``.
 
     Example:
-        >>> print(format_model_table(list_models()))   # doctest: +SKIP
+        >>> print(format_models_table())   # doctest: +SKIP
         name              params  input       origin ...
     """
+    infos = list_models() if infos is None else infos
     header = ("name", "params", "input", "origin", "description")
     rows = [
         (info.name, f"{info.num_params:,}", "x".join(str(size) for size in info.input_shape), info.origin, info.description)
