@@ -24,7 +24,7 @@ from pathlib import Path, PurePosixPath
 
 import numpy as np
 
-from convscope.data.raw import RawImages, check_labels
+from convscope.data.raw import RawImages, check_labels, describe_error
 from convscope.errors import ConvscopeError
 
 ARCHIVE_NAME = "cifar-10-python.tar.gz"
@@ -81,7 +81,7 @@ def unpickle_batch(data: bytes, source: str) -> dict:
     except ConvscopeError:
         raise
     except Exception as error:  # a damaged pickle raises many types (UnpicklingError, EOFError, ValueError, ...)
-        raise ConvscopeError(f"{source}: not a readable CIFAR batch ({type(error).__name__}: {error}); {FIX}") from None
+        raise ConvscopeError(f"{source}: not a readable CIFAR batch ({describe_error(error)}); {FIX}") from None
     if not isinstance(batch, dict):
         raise ConvscopeError(f"{source}: holds a {type(batch).__name__}; expected a dict batch; {FIX}")
     return {key.decode("latin1") if isinstance(key, bytes) else str(key): value for key, value in batch.items()}
@@ -127,7 +127,7 @@ def _read_archive(path: Path) -> dict[str, bytes]:
     except ConvscopeError:
         raise
     except (tarfile.TarError, OSError, EOFError, zlib.error, ValueError, UnicodeError) as error:
-        raise ConvscopeError(f"{path}: not a readable tar archive ({type(error).__name__}: {error}); {FIX}") from None
+        raise ConvscopeError(f"{path}: not a readable tar archive ({describe_error(error)}); {FIX}") from None
 
 
 def _read_folder(folder: Path) -> dict[str, bytes]:
@@ -155,7 +155,7 @@ def _batch_arrays(batch: dict, source: str, num_classes: int) -> tuple[np.ndarra
     try:
         labels = np.asarray(labels)
     except (ValueError, TypeError) as error:
-        raise ConvscopeError(f"{source}: 'labels' is not a list of numbers ({error}); {FIX}") from None
+        raise ConvscopeError(f"{source}: 'labels' is not a list of numbers ({describe_error(error)}); {FIX}") from None
     labels = check_labels(labels, where=f"{source}: labels", count=len(data), num_classes=num_classes)
     # Rows are 1024 red, then 1024 green, then 1024 blue values, each row-major 32x32.
     images = data.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)

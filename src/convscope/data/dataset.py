@@ -41,7 +41,7 @@ class Dataset:
     class_names: list[str]
     preprocessing: dict  # what was done, with fitted numbers and sizes (for the report)
     source: str  # where the pixels came from
-    scaling: Scaling = field(default=None)  # undone by display_images
+    scaling: Scaling | None = field(default=None)  # undone by display_images
     channels_first: bool = False
 
     @property

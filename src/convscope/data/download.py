@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.request import urlopen
 
+from convscope.data.raw import describe_error
 from convscope.errors import ConvscopeError
 from convscope.fileio import atomic_path
 
@@ -168,7 +169,7 @@ def download_missing(
         try:
             download_file(remote, target / file_name)
         except NETWORK_ERRORS as error:
-            reason = getattr(error, "reason", None) or error
+            reason = describe_error(getattr(error, "reason", error))  # URLError wraps the socket error in .reason
             raise ConvscopeError(
                 f"{name}: not found in {searched} and downloading {remote.url} failed ({reason}); "
                 f"put {hint} in one of those folders (or pass --data-dir) and run again"

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from convscope.data.raw import RawImages, check_images, check_labels
+from convscope.data.raw import RawImages, check_images, check_labels, describe_error
 from convscope.errors import ConvscopeError
 
 # type code -> big-endian dtype, from the format's definition (yann.lecun.com/exdb/mnist)
@@ -68,7 +68,7 @@ def _gunzip(data: bytes, path: Path) -> bytes:
         try:
             piece = decompressor.decompress(data, MAX_DECOMPRESSED_BYTES + 1 - total)
         except zlib.error as error:
-            raise ConvscopeError(f"{path}: corrupt gzip data ({error}); expected a valid .gz file; {FIX}") from None
+            raise ConvscopeError(f"{path}: corrupt gzip data ({describe_error(error)}); expected a valid .gz file; {FIX}") from None
         total += len(piece)
         if total > MAX_DECOMPRESSED_BYTES:
             raise ConvscopeError(f"{path}: decompresses to more than {MAX_DECOMPRESSED_BYTES >> 30} GiB; expected an IDX image set; {FIX}")
@@ -102,7 +102,7 @@ def read_idx(path: str | Path, kind: str) -> np.ndarray:
     try:
         data = path.read_bytes()
     except OSError as error:
-        raise ConvscopeError(f"{path}: cannot read ({error.strerror}); expected a readable IDX {kind} file") from None
+        raise ConvscopeError(f"{path}: cannot read ({describe_error(error)}); expected a readable IDX {kind} file") from None
     if data[:2] == b"\x1f\x8b":
         data = _gunzip(data, path)
     ndim = expected & 0xFF

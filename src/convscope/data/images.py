@@ -21,6 +21,7 @@ from typing import Iterable
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from convscope.data.raw import describe_error
 from convscope.errors import ConvscopeError
 
 IMAGE_FORMATS = ("PNG", "JPEG", "BMP", "GIF", "WEBP")
@@ -54,7 +55,7 @@ def _open(path: Path) -> Image.Image:
         try:
             image = Image.open(path, formats=IMAGE_FORMATS)
         except (Image.DecompressionBombWarning, Image.DecompressionBombError) as error:
-            raise ConvscopeError(f"{path}: refused as a decompression bomb ({error}); expected an image under {MAX_IMAGE_PIXELS} pixels; resize it first") from None
+            raise ConvscopeError(f"{path}: refused as a decompression bomb ({describe_error(error)}); expected an image under {MAX_IMAGE_PIXELS} pixels; resize it first") from None
     if image.width * image.height > MAX_IMAGE_PIXELS:
         image.close()
         raise ConvscopeError(
@@ -77,7 +78,7 @@ def read_header(path: str | os.PathLike) -> ImageHeader | None:
     except UnidentifiedImageError:
         return None
     except OSError as error:
-        raise ConvscopeError(f"{path}: cannot read ({error}); expected a readable image file") from None
+        raise ConvscopeError(f"{path}: cannot read ({describe_error(error)}); expected a readable image file") from None
 
 
 def _to_mode(image: Image.Image, color_mode: str) -> Image.Image:
@@ -85,52 +86,68 @@ def _to_mode(image: Image.Image, color_mode: str) -> Image.Image:
     if image.mode.startswith("I") and image.mode != "I;8":
         # 16-bit PNGs: keep the top 8 bits (Pillow's convert("L") would clip at 255).
         high_bits = np.right_shift(np.asarray(image).astype(np.uint32), 8)
-        image = Image.fromarray(np.clip(high_bits, 0, 255).astype(np.uint8), "L")
+        image = Image.fromarray(np.clip(high_bits, 0, 255).astype(np.uint8))
     elif image.mode == "P":
         image = image.convert("RGBA")  # palette transparency is only resolved this way
     return image.convert("L" if color_mode == "grayscale" else "RGB")
 
 
-def _decode(header: ImageHeader, height: int, width: int, color_mode: str) -> np.ndarray:
-    """Decode one image to (height, width, channels) uint8."""
-    path = header.path
+def _decode(path: Path, height: int, width: int, color_mode: str) -> np.ndarray | None:
+    """Decode one image to (height, width, channels) uint8; None if the content is not a supported image."""
     with warnings.catch_warnings():
         warnings.simplefilter("error", Image.DecompressionBombWarning)
         try:
-            with _open(path) as image:
-                image = _to_mode(image, color_mode)
-                if image.size != (width, height):
-                    image = image.resize((width, height), Image.Resampling.BILINEAR)
-                pixels = np.asarray(image)
-        except ConvscopeError:
-            raise
+            image = _open(path)
+        except UnidentifiedImageError:
+            return None
+        except OSError as error:
+            raise ConvscopeError(f"{path}: cannot read ({describe_error(error)}); expected a readable image file") from None
+        try:
+            with image:
+                converted = _to_mode(image, color_mode)
+                if converted.size != (width, height):
+                    converted = converted.resize((width, height), Image.Resampling.BILINEAR)
+                pixels = np.asarray(converted)
         except Exception as error:  # Pillow raises OSError, SyntaxError, ValueError, EOFError ... for damaged data
             raise ConvscopeError(
-                f"{path}: cannot decode this {header.format} image ({type(error).__name__}: {error}); "
+                f"{path}: cannot decode this {image.format} image ({describe_error(error)}); "
                 "the file is truncated or corrupt; re-export it or remove it"
             ) from None
     return pixels.reshape(height, width, -1)
 
 
-def decode_images(headers: list[ImageHeader], image_size: tuple[int, int] | None = None, color_mode: str | None = None) -> np.ndarray:
-    """Decode already identified images (see ``read_header``) into one preallocated uint8 array.
+def decode_images(
+    paths: list[Path], image_size: tuple[int, int], color_mode: str, skip_non_images: bool = False
+) -> tuple[np.ndarray, np.ndarray]:
+    """Decode files into one preallocated uint8 array, one image in memory at a time.
 
-    Args and Returns: as ``load_images``; ``headers`` replaces ``paths``.
+    Args:
+        paths: the files.
+        image_size: (height, width) every image is resized to.
+        color_mode: "grayscale" or "rgb".
+        skip_non_images: True: warn about and skip files that are not supported images
+            (image folders); False: such a file is an error.
+
+    Returns:
+        (pixels, kept): (M, height, width, C) uint8 and the indices into ``paths`` of its M images.
     """
-    if not headers:
-        raise ConvscopeError("no images to decode; pass at least one image file")
-    if color_mode not in (None, "grayscale", "rgb"):
+    if color_mode not in ("grayscale", "rgb"):
         raise ConvscopeError(f"color_mode={color_mode!r}; expected grayscale or rgb")
-    first = headers[0]
-    height, width = image_size if image_size is not None else (first.height, first.width)
+    height, width = image_size
     if height <= 0 or width <= 0:
         raise ConvscopeError(f"image_size=({height}, {width}); expected two positive sizes (height, width)")
-    color_mode = color_mode or first.color_mode
-    channels = 1 if color_mode == "grayscale" else 3
-    pixels = np.empty((len(headers), height, width, channels), dtype=np.uint8)
-    for index, header in enumerate(headers):
-        pixels[index] = _decode(header, height, width, color_mode)
-    return pixels
+    pixels = np.empty((len(paths), height, width, 1 if color_mode == "grayscale" else 3), dtype=np.uint8)
+    kept = []
+    for index, path in enumerate(paths):
+        image = _decode(path, height, width, color_mode)
+        if image is None:
+            if not skip_non_images:
+                raise ConvscopeError(f"{path}: not a {FORMATS_TEXT} image (judged by content); pass an image file")
+            warnings.warn(f"{path}: not a {FORMATS_TEXT} image (judged by content); skipped", stacklevel=2)
+            continue
+        pixels[len(kept)] = image
+        kept.append(index)
+    return pixels[: len(kept)], np.asarray(kept, dtype=np.int64)
 
 
 def load_images(
@@ -157,12 +174,16 @@ def load_images(
     """
     if isinstance(paths, (str, os.PathLike)):
         paths = [paths]
-    headers = []
-    for path in map(Path, paths):
+    paths = [Path(path) for path in paths]
+    if not paths:
+        raise ConvscopeError("load_images: no image paths given; pass at least one image file")
+    for path in paths:
         if not path.is_file():
             raise ConvscopeError(f"{path}: image file not found; check the path")
-        header = read_header(path)
-        if header is None:
-            raise ConvscopeError(f"{path}: not a {FORMATS_TEXT} image (judged by content); pass an image file")
-        headers.append(header)
-    return decode_images(headers, image_size, color_mode)
+    if image_size is None or color_mode is None:
+        first = read_header(paths[0])
+        if first is None:
+            raise ConvscopeError(f"{paths[0]}: not a {FORMATS_TEXT} image (judged by content); pass an image file")
+        image_size = image_size or (first.height, first.width)
+        color_mode = color_mode or first.color_mode
+    return decode_images(paths, tuple(image_size), color_mode)[0]

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from convscope.data.raw import RawImages, check_images, check_labels, default_class_names
+from convscope.data.raw import RawImages, check_images, check_labels, default_class_names, describe_error
 from convscope.errors import ConvscopeError
 
 REQUIRED = ("x_train", "y_train", "x_test", "y_test")
@@ -37,9 +37,9 @@ def _read_array(archive, path: Path, key: str) -> np.ndarray:
                 f"{path}: array '{key}' holds Python objects (dtype object); refused because loading it could run code; "
                 "save numeric arrays (uint8 or float images, integer labels, class_names as a string array)"
             ) from None
-        raise ConvscopeError(f"{path}: array '{key}' is unreadable ({error}); re-save it with numpy.savez") from None
+        raise ConvscopeError(f"{path}: array '{key}' is unreadable ({describe_error(error)}); re-save it with numpy.savez") from None
     except Exception as error:  # zipfile, zlib and npy-header errors all mean a damaged file
-        raise ConvscopeError(f"{path}: array '{key}' is unreadable ({type(error).__name__}: {error}); re-save it with numpy.savez") from None
+        raise ConvscopeError(f"{path}: array '{key}' is unreadable ({describe_error(error)}); re-save it with numpy.savez") from None
 
 
 def load_npz_dataset(path: Path, class_names: list[str] | None = None, source: str | None = None) -> RawImages:
@@ -65,7 +65,7 @@ def load_npz_dataset(path: Path, class_names: list[str] | None = None, source: s
     try:
         archive = np.load(path, allow_pickle=False)
     except Exception as error:  # np.load raises ValueError, OSError, EOFError or zipfile errors for a bad file
-        raise ConvscopeError(f"{path}: not a readable .npz file ({type(error).__name__}: {error}); save the arrays with numpy.savez") from None
+        raise ConvscopeError(f"{path}: not a readable .npz file ({describe_error(error)}); save the arrays with numpy.savez") from None
     if not isinstance(archive, np.lib.npyio.NpzFile):
         raise ConvscopeError(f"{path}: holds a single array, not an .npz archive; save {', '.join(REQUIRED)} with numpy.savez")
     with archive:

@@ -125,3 +125,13 @@ def default_class_names(*label_arrays: np.ndarray) -> list[str]:
     """Names "0".."K-1" where K is one more than the largest label."""
     largest = max((int(labels.max()) for labels in label_arrays if labels.size), default=-1)
     return [str(index) for index in range(largest + 1)]
+
+
+def describe_error(error: BaseException | str) -> str:
+    """A library exception as one short line ("Type: message"), for the reason part of a ConvscopeError."""
+    text = " ".join(str(error).split())  # some messages (tarfile's) span several lines; the CLI prints one
+    if len(text) > 200:
+        text = text[:197] + "..."
+    if not isinstance(error, BaseException):
+        return text
+    return f"{type(error).__name__}: {text}" if text else type(error).__name__

@@ -103,21 +103,26 @@ CIFAR_HINT = f"{cifar.ARCHIVE_NAME} or its extracted {cifar.FOLDER_NAME}/ folder
 # ---------------------------------------------------------------- finding files
 
 
+def _keras_locations(name: str) -> list[Path]:
+    """What keras.datasets.<name>.load_data() downloaded, if it has the same files."""
+    folder = download.keras_datasets_folder()
+    return {"mnist": [folder / "mnist.npz"], "cifar10": [folder / cifar.FOLDER_NAME]}.get(name, [])
+
+
 def _find(name: str, data_dir) -> tuple[str, Path] | None:
     """(kind, location) of dataset ``name`` on this machine, or None. Kinds: idx, keras-npz, cifar, bundled."""
     if name == "mnist-sample":
         return "bundled", SAMPLE_FOLDER
-    folders = download.search_folders(name, data_dir)
-    for folder in folders:
+    for folder in download.search_folders(name, data_dir):
         if name in IDX_DATASETS and (files := idx.find_idx_files(folder)):
             return "idx", files["train_images"].parent
         if name == "cifar10" and (location := cifar.find_cifar10(folder)):
             return "cifar", location
-    keras_folder = download.keras_datasets_folder()
-    if name == "mnist" and (keras_folder / "mnist.npz").is_file():
-        return "keras-npz", keras_folder / "mnist.npz"  # what keras.datasets.mnist.load_data() downloaded
-    if name == "cifar10" and (location := cifar.find_cifar10(keras_folder)):
-        return "cifar", location
+    for location in _keras_locations(name):
+        if location.suffix == ".npz" and location.is_file():
+            return "keras-npz", location
+        if location.is_dir() and (found := cifar.find_cifar10(location)):
+            return "cifar", found
     return None
 
 
@@ -144,9 +149,7 @@ def _load_named(entry: CatalogEntry, config: DataConfig) -> RawImages:
         return _load_digits()
     found = _find(entry.name, config.data_dir)
     if found is None:
-        folders = download.search_folders(entry.name, config.data_dir)
-        if entry.name == "mnist":
-            folders.append(download.keras_datasets_folder() / "mnist.npz")
+        folders = download.search_folders(entry.name, config.data_dir) + _keras_locations(entry.name)
         hint = CIFAR_HINT if entry.name == "cifar10" else IDX_HINT
         target = download.download_missing(entry.name, entry.remotes, folders, config.allow_download, hint)
         found = ("cifar", target / cifar.ARCHIVE_NAME) if entry.name == "cifar10" else ("idx", target)
