@@ -7,7 +7,7 @@ from convscope.errors import ConvscopeError
 
 
 def test_yaml_round_trip(tmp_path):
-    config = resolve_config(overrides={"train": {"epochs": 3, "reduce_lr": "0.5,2,1e-5"}, "data": {"image_size": "32,32"}})
+    config = resolve_config(overrides={"train": {"epochs": 3, "schedule": "constant", "reduce_lr": "0.5,2,1e-5"}, "data": {"image_size": "32,32"}})
     path = save_config(config, tmp_path / "config.yaml")
     assert load_config(path) == config
     assert config.train.reduce_lr == (0.5, 2, 1e-5)
