@@ -104,6 +104,8 @@ def build_config(args: argparse.Namespace):
         value = getattr(args, flag, None)
         if value is not None:
             overrides.setdefault(section, {})[key] = value
+    if "reduce_lr" in overrides.get("train", {}) and "schedule" not in overrides["train"]:
+        overrides["train"]["schedule"] = "constant"  # --reduce-lr alone means: constant rate, cut on plateaus
     config_path = args.config
     if getattr(args, "resume", None):
         run_path = Path(args.resume)
