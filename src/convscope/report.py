@@ -79,6 +79,7 @@ class Table:
     rows: list[list[str]]
     numeric: list[bool]
     footer_rows: int = 0  # the last rows are totals or averages, set apart
+    details: list[list[str]] | None = None  # a second, smaller line under each cell ("" for none)
 
 
 @dataclass
@@ -91,11 +92,11 @@ class Headline:
 
 
 @dataclass
-class ImageActivations:
-    """Activation maps of one inspected image, layer by layer in network order."""
+class LayerActivations:
+    """One layer's activation maps, one figure per inspected image."""
 
-    caption: str
-    figures: list[tuple[str, Figure]]  # (layer name, figure)
+    layer: str
+    figures: list[tuple[str, Figure]]  # (which image, figure), in the order the images were inspected
 
 
 @dataclass
@@ -143,7 +144,7 @@ class ReportContent:
     confused_pairs: Table | None
     evaluated: bool
     figures: dict[str, Figure]
-    activations: list[ImageActivations]
+    activations: list[LayerActivations]
     inspection_note: str
     version: str
     built_at: str
@@ -501,21 +502,24 @@ def _shrink_png(image, data: bytes) -> tuple[bytes, int, int]:
     return buffer.getvalue(), picture.width, picture.height
 
 
-def activation_groups(figures: dict[str, Figure], summary: dict | None, captions: list[str]) -> list[ImageActivations]:
-    """Group activations_<layer>_img<i> figures by image, layers in network order."""
+def activation_groups(figures: dict[str, Figure], summary: dict | None, captions: list[str]) -> list[LayerActivations]:
+    """Group activations_<layer>_img<i> figures by layer, in network order, images side by side."""
     pattern = re.compile(r"activations_(?P<layer>.+)_img(?P<image>\d+)$")
-    by_image: dict[int, list[tuple[str, Figure]]] = {}
+    by_layer: dict[str, list[tuple[int, Figure]]] = {}
     for name, figure in figures.items():
         match = pattern.match(name)
         if match:
-            by_image.setdefault(int(match["image"]), []).append((match["layer"], figure))
+            by_layer.setdefault(match["layer"], []).append((int(match["image"]), figure))
     order = {_file_stem(name): position for position, name in enumerate(layer_names(summary))}
     groups = []
-    for image in sorted(by_image):
-        layers = sorted(by_image[image], key=lambda item: (order.get(item[0], len(order)), item[0]))
-        caption = captions[image] if image < len(captions) else f"Inspected image {image + 1}"
-        groups.append(ImageActivations(caption, layers))
+    for layer in sorted(by_layer, key=lambda layer: (order.get(layer, len(order)), layer)):
+        images = sorted(by_layer[layer], key=lambda item: item[0])
+        groups.append(LayerActivations(layer, [(_image_caption(index, captions), figure) for index, figure in images]))
     return groups
+
+
+def _image_caption(index: int, captions: list[str]) -> str:
+    return captions[index] if index < len(captions) else f"Inspected image {index + 1}"
 
 
 def _file_stem(name: str) -> str:
@@ -651,31 +655,46 @@ def preprocessing_facts(preprocessing: dict) -> list[tuple[str, str]]:
 
 
 def summary_table(summary: dict | None) -> Table | None:
+    """One row per layer; under each number, the arithmetic that gives it (from ``summarize(model).to_dict()``)."""
     if not summary or not summary.get("layers"):
         return None
-    columns = [key for key in SUMMARY_COLUMNS if any(key in layer for layer in summary["layers"])]
-    rows = [[format_value(layer.get(key, "")) for key in columns] for layer in summary["layers"]]
-    numeric = [key in SUMMARY_NUMERIC for key in columns]
-    return Table([SUMMARY_COLUMNS[key] for key in columns], rows, numeric)
+    from convscope.models.summary import format_bytes, format_shape  # imports Keras: only when there is a model
 
-
-# Column keys of summarize(model).to_dict()["layers"] rows, with their headings, in display order.
-SUMMARY_COLUMNS = {
-    "name": "Layer",
-    "type": "Type",
-    "output_shape": "Output shape",
-    "output_arithmetic": "Why this shape",
-    "parameters": "Parameters",
-    "parameter_arithmetic": "Parameter arithmetic",
-    "multiply_adds": "Multiply-adds",
-    "activation_bytes": "Output memory",
-}
-SUMMARY_NUMERIC = {"parameters", "multiply_adds", "activation_bytes"}
+    rows, details = [], []
+    for layer in summary["layers"]:
+        macs, memory = layer.get("macs"), layer.get("activation_bytes")
+        rows.append([
+            str(layer["name"]),
+            format_shape(layer["output_shape"]),
+            f"{layer['params']:,}",
+            "–" if macs is None else f"{macs:,}",
+            "–" if memory is None else format_bytes(memory),
+        ])
+        details.append([str(layer.get("layer_type", "")), layer.get("shape_arithmetic", ""), layer.get("param_arithmetic", ""), "", ""])
+    input_shape = summary.get("input_shape")
+    if input_shape:
+        rows.insert(0, ["input", format_shape(input_shape), "0", "–", "–"])
+        details.insert(0, ["the image", f"{math.prod(size or 0 for size in input_shape):,} values per image", "", "", ""])
+    columns = ["Layer", "Output shape", "Parameters", "Multiply-adds", "Output memory"]
+    return Table(columns, rows, [False, False, True, True, True], details=details)
 
 
 def summary_totals(summary: dict | None) -> list[tuple[str, str]]:
     totals = (summary or {}).get("totals") or {}
-    return [(key.replace("_", " ").capitalize(), format_value(value)) for key, value in totals.items()]
+    if not totals:
+        return []
+    from convscope.models.summary import format_bytes
+
+    facts = []
+    if "params" in totals:
+        facts.append(("Parameters", f"{totals['params']:,} ({totals.get('trainable_params', totals['params']):,} trainable)"))
+    if "weight_bytes" in totals:
+        facts.append(("Weights in memory", format_bytes(totals["weight_bytes"])))
+    if "macs" in totals:
+        facts.append(("Multiply-adds per image", f"{totals['macs']:,} ({totals.get('mflops', 2 * totals['macs'] / 1e6):,.2f} MFLOPs)"))
+    if "activation_bytes" in totals:
+        facts.append(("Layer outputs per image", format_bytes(totals["activation_bytes"])))
+    return facts
 
 
 def training_facts(metrics: dict, history: dict) -> list[tuple[str, str]]:
