@@ -3,6 +3,7 @@
     runs/<name>/
       config.yaml        resolved config; `convscope train --config` repeats the run
       environment.json   versions, backend, seed, CPU, command line, wall times
+      data.json          dataset: source, class names, input shape, preprocessing, split sizes
       model.keras        best weights (lowest val_loss)
       checkpoint/        last complete epoch, for --resume
       history.csv        one row per epoch
@@ -45,6 +46,10 @@ class RunFolder:
     @property
     def environment_path(self) -> Path:
         return self.path / "environment.json"
+
+    @property
+    def data_path(self) -> Path:
+        return self.path / "data.json"
 
     @property
     def model_path(self) -> Path:

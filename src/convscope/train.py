@@ -126,6 +126,18 @@ def describe_environment(config: Config) -> dict:
     }
 
 
+def describe_dataset(dataset) -> dict:
+    """What the report says about the data, for data.json."""
+    return {
+        "name": dataset.name,
+        "source": dataset.source,
+        "class_names": list(dataset.class_names),
+        "input_shape": list(dataset.input_shape),
+        "num_classes": dataset.num_classes,
+        "preprocessing": dataset.preprocessing,
+    }
+
+
 def write_history(run: RunFolder, history: dict[str, list[float]]) -> None:
     """Rewrite history.csv atomically with every completed epoch."""
     buffer = io.StringIO()
@@ -398,6 +410,7 @@ def train(config: Config, model: keras.Model | None = None, dataset=None, resume
         compile_model(model, config, steps_per_epoch)
         save_config(config, run.config_path)
         write_json(run.environment_path, describe_environment(config))
+        write_json(run.data_path, describe_dataset(dataset))
     best_weights = model.get_weights()
     if resume and run.model_path.exists() and loop["best_epoch"] > 0:
         best_weights = keras.saving.load_model(run.model_path, safe_mode=True).get_weights()
