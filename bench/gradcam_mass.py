@@ -1,0 +1,96 @@
+"""Is Grad-CAM looking at the digit? Share of heatmap mass inside the digit's bounding box on MNIST.
+
+    python bench/gradcam_mass.py                          # mnist_convnet, 1 epoch, 100 test images
+    python bench/gradcam_mass.py --model cnn_2conv --epochs 2 --out-dir /tmp/gradcam
+
+Trains a small CNN briefly on MNIST, computes Grad-CAM (last convolution,
+predicted class, pre-softmax logit) for the first --count test images and, per
+image, the fraction of heatmap mass inside the bounding box of the digit's
+pixels (raw value > --threshold of 255). A heatmap spread evenly would put
+only the box's share of the image area inside it; that share is printed as
+the baseline. The target is a mean fraction of at least 0.60. Heatmaps that
+are all zero (ReLU removed every positive contribution) count as 0 inside.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+
+import convscope  # noqa: F401  (sets the Keras backend before keras is imported)
+from convscope.backend import seed_everything
+from convscope.data import load_dataset
+from convscope.inspect import compute_grad_cam, inspect
+from convscope.models import create_model
+from convscope.plots.inspection import plot_grad_cam
+from convscope.plots.common import save_figure
+
+TARGET_FRACTION = 0.60
+
+
+def default_data_dir() -> str:
+    return os.environ.get("CONVSCOPE_DATA") or str(Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "mnist")
+
+
+def bounding_box_masks(pixels: np.ndarray, threshold: int) -> np.ndarray:
+    """(N, H, W) booleans: True inside the box around each image's pixels brighter than ``threshold``."""
+    masks = np.zeros(pixels.shape, dtype=bool)
+    for mask, image in zip(masks, pixels):
+        rows, columns = np.nonzero(image > threshold)
+        if len(rows):
+            mask[rows.min() : rows.max() + 1, columns.min() : columns.max() + 1] = True
+    return masks
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("--data-dir", default=default_data_dir(), help="folder with the MNIST IDX files")
+    parser.add_argument("--model", default="mnist_convnet", help="zoo model to train")
+    parser.add_argument("--epochs", type=int, default=1, help="training epochs")
+    parser.add_argument("--count", type=int, default=100, help="test images to average over")
+    parser.add_argument("--threshold", type=int, default=127, help="digit pixels: raw value above this (0-255)")
+    parser.add_argument("--out-dir", default=None, help="also save grad_cam.png of the first 8 images here")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+
+    seed_everything(args.seed)
+    data = load_dataset("mnist", data_dir=args.data_dir, allow_download=False, seed=args.seed)
+    model = create_model(args.model, data.input_shape, data.num_classes)
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    started = time.perf_counter()
+    model.fit(data.x_train, data.y_train, epochs=args.epochs, batch_size=128, verbose=0)
+    _, accuracy = model.evaluate(data.x_test, data.y_test, verbose=0)
+    print(f"{args.model}: {args.epochs} epoch(s) in {time.perf_counter() - started:.0f} s, test accuracy {accuracy:.4f}")
+
+    images = data.x_test[: args.count]
+    pixels = data.display_images(images)[..., 0]
+    cam = compute_grad_cam(model, images)
+    masks = bounding_box_masks(pixels, args.threshold)
+    total = cam.heatmaps.reshape(len(images), -1).sum(axis=1)
+    inside = (cam.heatmaps * masks).reshape(len(images), -1).sum(axis=1)
+    fractions = np.where(total > 0, inside / np.where(total > 0, total, 1), 0.0)
+    box_area = masks.reshape(len(images), -1).mean(axis=1)
+    correct = cam.class_indices == data.y_test[: args.count]
+
+    print(f"Grad-CAM layer {cam.layer_name}, score: {cam.score_source}")
+    print(f"{len(images)} test images, digit box from pixels > {args.threshold}; {int((total == 0).sum())} all-zero heatmaps")
+    print(f"heatmap mass inside the box: mean {fractions.mean():.3f}, median {np.median(fractions):.3f}, "
+          f"10th percentile {np.percentile(fractions, 10):.3f}")
+    print(f"  on correctly classified images: {fractions[correct].mean():.3f} ({int(correct.sum())} images)")
+    print(f"baseline (box share of the image area): mean {box_area.mean():.3f}")
+    verdict = "meets" if fractions.mean() >= TARGET_FRACTION else "MISSES"
+    print(f"{verdict} the {TARGET_FRACTION:.2f} target")
+
+    if args.out_dir:
+        shown = slice(0, 8)
+        result = inspect(model, images[shown], display_images=data.display_images(images[shown]))
+        path = save_figure(plot_grad_cam(result, class_names=data.class_names), Path(args.out_dir) / "grad_cam.png")
+        print(f"figure: {path}")
+
+
+if __name__ == "__main__":
+    main()
