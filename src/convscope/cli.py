@@ -12,6 +12,7 @@ and the fix), 130 interrupted by Ctrl-C after saving a resumable state.
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 import warnings
 
@@ -262,6 +263,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     warnings.showwarning = _show_warning
+    # Progress of downloads and other long steps; library users opt in with logging themselves.
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("convscope: %(message)s"))
+    logging.getLogger("convscope").addHandler(handler)
+    logging.getLogger("convscope").setLevel(logging.INFO)
     try:
         return args.handler(args)
     except ConvscopeError as error:

@@ -1,0 +1,106 @@
+"""Training contract: the run folder, same seed same history, exact resume, callbacks, NaN stop."""
+
+import csv
+
+import keras
+import numpy as np
+import pytest
+
+from convscope.config import Config
+from convscope.data import load_dataset
+from convscope.errors import ConvscopeError
+from convscope.train import train
+
+
+@pytest.fixture(scope="module")
+def small_data():
+    return load_dataset("mnist-sample", limit_train=384, val_split=0.1)
+
+
+def make_config(tmp_path, name="run", **train_fields):
+    config = Config()
+    config.model.name = "mnist_convnet"  # has dropout: resume must restore its random masks too
+    config.run.out, config.run.name = str(tmp_path), name
+    config.train.epochs, config.train.batch_size = 3, 64
+    for key, value in train_fields.items():
+        setattr(config.train, key, value)
+    return config
+
+
+def history_without_time(result):
+    return {key: values for key, values in result.history.items() if key != "seconds"}
+
+
+def test_run_folder_contents(tmp_path, small_data):
+    result = train(make_config(tmp_path), dataset=small_data)
+    folder = result.run.path
+    for name in ("config.yaml", "environment.json", "data.json", "model.keras", "history.csv", "metrics.json"):
+        assert (folder / name).is_file(), name
+    with open(folder / "history.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [row["epoch"] for row in rows] == ["1", "2", "3"]
+    assert set(rows[0]) == {"epoch", "loss", "accuracy", "val_loss", "val_accuracy", "learning_rate", "seconds"}
+    assert 0.0 <= result.metrics["test_accuracy"] <= 1.0
+    reloaded = keras.saving.load_model(folder / "model.keras", safe_mode=True)
+    best = result.metrics["best_epoch"]
+    assert result.metrics["best_val_loss"] == pytest.approx(min(result.history["val_loss"]))
+    assert best == int(np.argmin(result.history["val_loss"])) + 1
+    for saved, restored in zip(reloaded.get_weights(), result.model.get_weights()):
+        np.testing.assert_array_equal(saved, restored)  # model.keras holds the best weights, restored at the end
+    assert sorted(p.name for p in (folder / "checkpoint").iterdir()) == [
+        "epoch-0002.json", "epoch-0002.keras", "epoch-0003.json", "epoch-0003.keras"
+    ]
+
+
+def test_same_seed_same_history_and_weights(tmp_path, small_data):
+    first = train(make_config(tmp_path, "a"), dataset=small_data)
+    second = train(make_config(tmp_path, "b"), dataset=small_data)
+    assert history_without_time(first) == history_without_time(second)
+    for a, b in zip(first.model.get_weights(), second.model.get_weights()):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_resume_matches_uninterrupted_run(tmp_path, small_data):
+    whole = train(make_config(tmp_path, "whole", epochs=3, schedule="constant"), dataset=small_data)
+    train(make_config(tmp_path, "parts", epochs=2, schedule="constant"), dataset=small_data)
+    resumed = train(make_config(tmp_path, "parts", epochs=3, schedule="constant"), dataset=small_data, resume=True)
+    assert history_without_time(resumed) == history_without_time(whole)
+    for a, b in zip(whole.model.get_weights(), resumed.model.get_weights()):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_existing_run_is_not_overwritten(tmp_path, small_data):
+    train(make_config(tmp_path, "taken", epochs=1), dataset=small_data)
+    with pytest.raises(ConvscopeError, match="already holds a run.*--resume"):
+        train(make_config(tmp_path, "taken", epochs=1), dataset=small_data)
+
+
+def test_nan_loss_names_epoch_and_batch_and_keeps_good_checkpoint(tmp_path, small_data):
+    config = make_config(tmp_path, "nan", epochs=2, schedule="constant")
+    poisoned = load_dataset("mnist-sample", limit_train=384, val_split=0.1)
+    poisoned.x_train[200] = np.nan  # batch 4 of 64 images, in epoch 2's seeded order somewhere
+    train(make_config(tmp_path, "nan", epochs=1, schedule="constant"), dataset=small_data)
+    good = (tmp_path / "nan" / "model.keras").read_bytes()
+    with pytest.raises(ConvscopeError, match=r"epoch 2, batch \d+"):
+        train(config, dataset=poisoned, resume=True)
+    assert (tmp_path / "nan" / "model.keras").read_bytes() == good
+    assert not (tmp_path / "nan" / "checkpoint" / "epoch-0002.keras").exists()
+
+
+def test_early_stop_and_reduce_lr(tmp_path, small_data):
+    # A learning rate of 0 never improves val_loss: early stopping fires after its patience,
+    # and ReduceLROnPlateau halves the rate after each plateau of 1 epoch.
+    stopped = train(make_config(tmp_path, "stop", epochs=6, learning_rate=1e-12, schedule="constant", early_stop=2), dataset=small_data)
+    assert stopped.metrics["stopped_early"] and stopped.metrics["epochs_run"] == 3
+    reduced = train(
+        make_config(tmp_path, "reduce", epochs=3, learning_rate=1e-12, schedule="constant", reduce_lr=(0.5, 1, 1e-14)),
+        dataset=small_data,
+    )
+    rates = reduced.history["learning_rate"]
+    assert rates[1] == pytest.approx(rates[0] / 2) and rates[2] == pytest.approx(rates[0] / 4)
+
+
+def test_onecycle_warms_up_then_anneals(tmp_path, small_data):
+    result = train(make_config(tmp_path, "cycle", epochs=3, schedule="onecycle", learning_rate=0.01), dataset=small_data)
+    rates = result.history["learning_rate"]
+    assert rates[0] > rates[1] > rates[2] >= 0.0 and max(rates) <= 0.01
