@@ -17,12 +17,13 @@ from convscope.config import Config, DataConfig, ModelConfig, RunConfig, TrainCo
 from convscope.errors import ConvscopeError
 from convscope.evaluate import evaluate_predictions
 from convscope.fileio import write_json, write_text
+from convscope.pipeline import save_predictions
 from convscope.report import (
     MAX_FIGURE_BYTES,
     MAX_FIGURE_WIDTH,
     SECTIONS,
     Figure,
-    activation_groups,
+    activation_figures,
     build_report,
     build_run_report,
     history_columns,
@@ -118,7 +119,7 @@ def save_png(path: Path, size=(40, 30), color=(200, 30, 30)) -> Path:
 
 @pytest.fixture()
 def hand_made_run(tmp_path) -> Path:
-    """A run folder written by hand: no model.keras, two figures, metrics and history of a 3-epoch run."""
+    """A run folder written by hand: no model.keras, two figures, predictions, metrics and history of a 3-epoch run."""
     run_dir = tmp_path / "runs" / "hand"
     run_dir.mkdir(parents=True)
     save_config(Config(run=RunConfig(out=str(tmp_path / "runs"), name="hand")), run_dir / "config.yaml")
@@ -135,6 +136,7 @@ def hand_made_run(tmp_path) -> Path:
     labels = rng.integers(0, 4, 60)
     probabilities = rng.dirichlet(np.ones(4), 60)
     result = evaluate_predictions(probabilities, labels, class_names=["cat", "dog", "bird", "fish"])
+    save_predictions(open_run(run_dir), result)
     write_json(run_dir / "metrics.json", {
         "best_epoch": 2, "epochs_run": 3, "stopped_early": False, "train_seconds": 12.0,
         "best_val_loss": 0.7, "best_val_accuracy": 0.75, "test_loss": result.loss, "test_accuracy": result.accuracy,
@@ -165,6 +167,7 @@ def test_report_of_a_run_folder_has_every_section_and_only_inline_images(hand_ma
     assert ">cat</td>" in html and "macro average" in html
     # Missing pieces are named, and their sections still explain themselves.
     assert "has no model.keras" in html
+    assert "has no data.json" in html
     assert "No activation maps were drawn" in html
 
 
@@ -198,16 +201,35 @@ def test_report_without_figures_or_evaluation_says_what_is_missing(tmp_path):
 
 def test_data_json_describes_the_data_when_train_wrote_it(hand_made_run):
     write_json(hand_made_run / "data.json", {
-        "dataset": "pets", "source": "folder:/data/pets", "class_names": ["cat", "dog", "bird", "fish"],
+        "name": "pets", "source": "folder:/data/<pets & co>", "class_names": ["cat", "dog", "bird", "fish"],
         "input_shape": [32, 32, 3],
         "preprocessing": {"scale": "standard", "formula": "(x - 120.0000) / 60.0000", "sizes": {"train": 900, "val": 100, "test": 60}},
     })
 
     html = build_run_report(open_run(hand_made_run)).read_text(encoding="utf-8")
 
-    assert "folder:/data/pets" in html and "32 × 32 × 3" in html
+    assert "folder:/data/&lt;pets &amp; co&gt;" in html and "32 × 32 × 3" in html  # text is escaped, never markup
     assert "train 900, val 100, test 60" in html
     assert "(x - 120.0000) / 60.0000" in html
+
+
+def test_activation_maps_are_captioned_with_the_inspected_images(hand_made_run):
+    from convscope.pipeline import load_predictions
+
+    run = open_run(hand_made_run)
+    predictions = load_predictions(run)
+    labels, predicted = predictions["labels"], predictions["probabilities"].argmax(axis=1)
+    names = list(predictions["class_names"])
+    right, wrong = int(np.flatnonzero(predicted == labels)[0]), int(np.flatnonzero(predicted != labels)[0])
+    run.update_metrics({"inspection": {"images": [right, wrong]}})  # what inspect_run records
+    for image in (0, 1):
+        save_png(run.plots_dir / f"activations_img{image}.png")
+
+    html = build_run_report(run).read_text(encoding="utf-8")
+
+    assert f"Test image {right}: labelled {names[labels[right]]}, predicted {names[labels[right]]} (right)" in html
+    assert f"Test image {wrong}: labelled {names[labels[wrong]]}, predicted {names[predicted[wrong]]} (wrong)" in html
+    assert {"activations_img0", "activations_img1"} <= figure_ids(html)
 
 
 def test_a_damaged_figure_is_named(hand_made_run):
@@ -253,15 +275,14 @@ def test_history_columns_accepts_history_objects_and_dicts():
         history_columns([0.9, 0.5])
 
 
-def test_activation_maps_follow_the_network_order():
-    figure = Figure("x", "data:image/png;base64,", 1, 1)
-    figures = {f"activations_{layer}_img{image}": figure for layer in ("conv2d_1", "conv2d", "max_pooling2d") for image in (1, 0)}
-    summary = {"layers": [{"name": "conv2d"}, {"name": "max_pooling2d"}, {"name": "conv2d_1"}]}
+def test_activation_figures_come_in_image_order_with_their_captions():
+    figures = {name: Figure(name, "data:image/png;base64,", 1, 1) for name in ("activations_img1", "filters", "activations_img0", "activations_img2")}
 
-    groups = activation_groups(figures, summary, ["right one", "wrong one"])
+    shown = activation_figures(figures, ["right one", "wrong one"])
 
-    assert [group.layer for group in groups] == ["conv2d", "max_pooling2d", "conv2d_1"]
-    assert [caption for caption, _ in groups[0].figures] == ["right one", "wrong one"]
+    assert [(caption, figure.name) for caption, figure in shown] == [
+        ("right one", "activations_img0"), ("wrong one", "activations_img1"), ("Inspected image 3", "activations_img2"),
+    ]
 
 
 # --------------------------------------------------------------------------- the whole pipeline
@@ -296,7 +317,7 @@ def test_report_of_a_trained_run_shows_every_figure(trained_run):
         "pixel_grid", "worked_convolution", "worked_pooling", "classic_kernels", "filters", "grad_cam", "saliency",
     }
     assert expected <= figures
-    assert {"activations_conv1_img0", "activations_conv1_img1"} <= figures
+    assert {"activations_img0", "activations_img1"} <= figures
     assert "(3*3*1 + 1) * 32 = 320" in html  # the summary's arithmetic for conv1
     assert size < 8_000_000
 

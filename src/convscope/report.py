@@ -54,6 +54,7 @@ MAX_FIGURE_BYTES = 300_000
 MAX_FIGURE_WIDTH = 1600  # px: about twice the report's text column, still sharp on a high-density screen
 MAX_HISTORY_ROWS = 100  # epochs listed in the training table; a longer run lists its first and last 50
 MAX_CONFUSED_PAIRS = 10
+DATA_FROM_CONFIG = "This run folder has no data.json, so these are the data settings of config.yaml, without fitted numbers."
 REPORT_STAGES = ("train", "evaluate", "inspect")  # the report's own time changes at every build, so it is left out
 SAMPLE_IMAGES = 64  # training images handed to the sample figure (it shows the first 25)
 
@@ -92,14 +93,6 @@ class Headline:
 
 
 @dataclass
-class LayerActivations:
-    """One layer's activation maps, one figure per inspected image."""
-
-    layer: str
-    figures: list[tuple[str, Figure]]  # (which image, figure), in the order the images were inspected
-
-
-@dataclass
 class ReportSources:
     """Everything a report is made from, read from a run folder or computed in a notebook."""
 
@@ -110,7 +103,7 @@ class ReportSources:
     history: dict[str, np.ndarray]  # history.csv columns; empty when unknown
     environment: dict  # environment.json layout
     config: dict | None  # config_to_dict layout; None for a model trained outside convscope
-    data: dict  # data.json layout: dataset, source, class_names, input_shape, preprocessing
+    data: dict  # data.json layout: name, source, class_names, input_shape, preprocessing (with sizes)
     summary: dict | None  # convscope.models.summarize(model).to_dict()
     summary_note: str = ""  # why there is no summary
     settings_note: str = ""  # shown when there is no config
@@ -134,6 +127,7 @@ class ReportContent:
     commands: list[tuple[str, str]]
     data_facts: list[tuple[str, str]]
     preprocessing: list[tuple[str, str]]
+    preprocessing_note: str
     summary: Table | None
     summary_totals: list[tuple[str, str]]
     summary_note: str
@@ -144,7 +138,7 @@ class ReportContent:
     confused_pairs: Table | None
     evaluated: bool
     figures: dict[str, Figure]
-    activations: list[LayerActivations]
+    activations: list[tuple[str, Figure]]  # (which image, its activations figure), in inspection order
     inspection_note: str
     version: str
     built_at: str
@@ -244,7 +238,7 @@ def build_report(model, test_data, history=None, class_names=None, out="report.h
             environment=environment,
             config=None,
             data={
-                "dataset": "arrays passed to build_report",
+                "name": "arrays passed to build_report",
                 "class_names": result.class_names,
                 "input_shape": list(x_test.shape[1:]),
                 "preprocessing": {
@@ -295,7 +289,7 @@ def read_run_sources(run: RunFolder) -> ReportSources:
     config = run.read_config()
     environment = run.read_json(run.environment_path)
     metrics = run.read_metrics()
-    data = run.read_json(run.path / "data.json") or _data_from_config(run, config)
+    data = run.read_json(run.data_path) or _data_from_config(run, config)
     model_name, dataset_name = config.model.name, config.data.dataset
 
     summary, summary_note = None, ""
@@ -340,12 +334,11 @@ def read_run_sources(run: RunFolder) -> ReportSources:
 
 
 def _data_from_config(run: RunFolder, config) -> dict:
-    """The data description when train did not write data.json: the config's data settings."""
+    """The data description of a run folder older than data.json: the config's data settings."""
     from convscope.config import config_to_dict
-
-    described: dict = {"dataset": config.data.dataset}
     from convscope.pipeline import load_predictions
 
+    described: dict = {"name": config.data.dataset, "note": DATA_FROM_CONFIG}
     predictions = load_predictions(run)
     if predictions is not None:
         described["class_names"] = [str(name) for name in predictions["class_names"]]
@@ -502,34 +495,11 @@ def _shrink_png(image, data: bytes) -> tuple[bytes, int, int]:
     return buffer.getvalue(), picture.width, picture.height
 
 
-def activation_groups(figures: dict[str, Figure], summary: dict | None, captions: list[str]) -> list[LayerActivations]:
-    """Group activations_<layer>_img<i> figures by layer, in network order, images side by side."""
-    pattern = re.compile(r"activations_(?P<layer>.+)_img(?P<image>\d+)$")
-    by_layer: dict[str, list[tuple[int, Figure]]] = {}
-    for name, figure in figures.items():
-        match = pattern.match(name)
-        if match:
-            by_layer.setdefault(match["layer"], []).append((int(match["image"]), figure))
-    order = {_file_stem(name): position for position, name in enumerate(layer_names(summary))}
-    groups = []
-    for layer in sorted(by_layer, key=lambda layer: (order.get(layer, len(order)), layer)):
-        images = sorted(by_layer[layer], key=lambda item: item[0])
-        groups.append(LayerActivations(layer, [(_image_caption(index, captions), figure) for index, figure in images]))
-    return groups
-
-
-def _image_caption(index: int, captions: list[str]) -> str:
-    return captions[index] if index < len(captions) else f"Inspected image {index + 1}"
-
-
-def _file_stem(name: str) -> str:
-    # The rule plots.inspection uses to name activation files after layers.
-    return re.sub(r"[^A-Za-z0-9_.-]+", "_", name)
-
-
-def layer_names(summary: dict | None) -> list[str]:
-    """Layer names in network order, from a model summary dict."""
-    return [str(layer.get("name", "")) for layer in (summary or {}).get("layers", [])]
+def activation_figures(figures: dict[str, Figure], captions: list[str]) -> list[tuple[str, Figure]]:
+    """The activations_img<i> figures (one per inspected image, a row per layer) in image order, with captions."""
+    pattern = re.compile(r"activations_img(?P<image>\d+)$")
+    found = sorted((int(match["image"]), figure) for name, figure in figures.items() if (match := pattern.match(name)))
+    return [(captions[index] if index < len(captions) else f"Inspected image {index + 1}", figure) for index, figure in found]
 
 
 # --------------------------------------------------------------------------- composing
@@ -561,6 +531,7 @@ def compose_report(sources: ReportSources, built_at: str | None = None) -> Repor
         commands=sources.commands,
         data_facts=data_facts(sources.data, sources.metrics),
         preprocessing=preprocessing_facts(sources.data.get("preprocessing") or {}),
+        preprocessing_note=str(sources.data.get("note", "")),
         summary=summary_table(sources.summary),
         summary_totals=summary_totals(sources.summary),
         summary_note=sources.summary_note,
@@ -571,7 +542,7 @@ def compose_report(sources: ReportSources, built_at: str | None = None) -> Repor
         confused_pairs=confused_pairs_table(evaluation),
         evaluated=bool(evaluation),
         figures=figures,
-        activations=activation_groups(figures, sources.summary, sources.inspected_images),
+        activations=activation_figures(figures, sources.inspected_images),
         inspection_note=sources.inspection_note,
         version=__version__,
         built_at=built_at or datetime.now().astimezone().isoformat(sep=" ", timespec="seconds"),
@@ -632,7 +603,7 @@ def settings_table(config: dict | None) -> Table | None:
 
 
 def data_facts(data: dict, metrics: dict) -> list[tuple[str, str]]:
-    facts = [("Dataset", str(data.get("dataset", "unknown")))]
+    facts = [("Dataset", str(data.get("name", "unknown")))]
     if data.get("source"):
         facts.append(("Source", str(data["source"])))
     if data.get("input_shape"):
@@ -819,7 +790,7 @@ def confused_pairs_table(evaluation: dict) -> Table | None:
         support = (per_class.get(pair["true"]) or {}).get("support")
         share = f"{100 * pair['count'] / support:.1f}%" if support else "–"
         rows.append([str(pair["true"]), str(pair["predicted"]), f"{pair['count']:,}", share])
-    return Table(["True class", "Predicted as", "Images", "Share of the true class"], rows, [False, False, True, True])
+    return Table(["True class", "Predicted as", "Images", "Share"], rows, [False, False, True, True])
 
 
 # --------------------------------------------------------------------------- formatting
