@@ -94,6 +94,13 @@ def add_run_flags(parser: argparse.ArgumentParser, defaults) -> None:
     group.add_argument("--resume", metavar="RUN", help="continue the interrupted run in folder RUN from its last complete epoch")
 
 
+def add_output_flags(parser: argparse.ArgumentParser, defaults, name_help: str) -> None:
+    group = parser.add_argument_group("output")
+    group.add_argument("--config", help="YAML config (e.g. a run's config.yaml); flags override it")
+    group.add_argument("--out", help=f"parent folder (default: {defaults.run.out})")
+    group.add_argument("--name", help=name_help)
+
+
 def build_config(args: argparse.Namespace):
     """Defaults < preset < --config (or the resumed run's config.yaml) < flags."""
     from pathlib import Path
@@ -188,6 +195,47 @@ def command_datasets(args) -> int:
     return 0
 
 
+def command_compare(args) -> int:
+    from convscope.compare import compare_runs, expand_run_paths, format_leaderboard, write_compare_html
+
+    comparison = compare_runs(expand_run_paths(args.runs), group_by_dataset=args.group_by_dataset)
+    print(format_leaderboard(comparison))
+    print(f"Comparison: {write_compare_html(comparison, args.out)}")
+    return 0
+
+
+def command_baseline(args) -> int:
+    from convscope.baseline import DEFAULT_HIDDEN_LAYERS, baseline_config, baseline_name, is_baseline_name, train_baseline
+
+    config = build_config(args)
+    if args.kind or args.hidden_layers or not is_baseline_name(config.model.name):  # else: repeat --config's baseline
+        hidden = _parse_int_list(args.hidden_layers, "--hidden-layers") if args.hidden_layers else DEFAULT_HIDDEN_LAYERS
+        config.model.name = baseline_name(args.kind or "sklearn-mlp", hidden)
+    result = train_baseline(baseline_config(config, max_iter=args.epochs))
+    print(f"Run folder: {result.run.path}")
+    return 0
+
+
+def command_sweep(args) -> int:
+    from convscope.sweep import sweep
+
+    models = [name.strip() for name in args.models.split(",") if name.strip()]
+    result = sweep(models, build_config(args))
+    print(result.leaderboard)
+    print(f"Comparison: {result.compare_path}")
+    return 0
+
+
+def command_predict(args) -> int:
+    import json
+
+    from convscope.predict import format_predictions, predict_images
+
+    result = predict_images(args.run, args.images, top_k=args.top_k)
+    print(json.dumps(result.to_dict(), indent=2) if args.json else format_predictions(result))
+    return 0
+
+
 def _parse_int_list(text: str, flag: str) -> list[int]:
     try:
         return [int(part) for part in text.split(",") if part.strip()]
@@ -242,6 +290,28 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("model", help="zoo name or YAML layer list")
     sub.add_argument("--dataset", default="mnist-sample", help="dataset giving the input shape and classes (default: mnist-sample)")
     sub.add_argument("--data-dir", help="folder holding the dataset files")
+    sub = add("compare", command_compare, "leaderboard and compare.html for several run folders")
+    sub.add_argument("runs", nargs="+", help="run folders, or glob patterns such as 'runs/sweep-mnist/*'")
+    sub.add_argument("--out", default="compare.html", help="HTML file to write (default: compare.html)")
+    sub.add_argument("--group-by-dataset", action="store_true", help="one section per dataset instead of refusing runs on different datasets")
+    sub = add("baseline", command_baseline, "train a scikit-learn MLP or logistic regression into a run folder")
+    group = sub.add_argument_group("baseline")
+    group.add_argument("--kind", choices=["sklearn-mlp", "logistic"], help="estimator (default: sklearn-mlp)")
+    group.add_argument("--hidden-layers", help="MLP hidden layer sizes; the lesson's presets are 16,16 and 40 (default: 16,16)")
+    group.add_argument("--epochs", type=int, help="max_iter: MLP epochs (early stopping usually ends sooner) or solver iterations (default: scikit-learn's, 200 / 100)")
+    group.add_argument("--seed", type=int, help="random_state: initial weights, shuffling, early-stopping split (default: 0)")
+    add_data_flags(sub, defaults)
+    add_output_flags(sub, defaults, "run folder name (default: <dataset>-<baseline>-<time>)")
+    sub = add("sweep", command_sweep, "train several models in turn into <out>/<name>/<model>, then compare them")
+    sub.add_argument("--models", required=True, help="comma-separated zoo names, YAML layer lists or baselines (sklearn-mlp-16x16, sklearn-mlp-40, sklearn-logistic)")
+    add_data_flags(sub, defaults)
+    add_train_flags(sub, defaults)
+    add_output_flags(sub, defaults, "sweep folder name; running the same sweep again skips its finished runs (default: sweep-<dataset>)")
+    sub = add("predict", command_predict, "top-k classes of image files with a run's model")
+    sub.add_argument("run", help="run folder")
+    sub.add_argument("images", nargs="+", help="PNG/JPEG files of any size, or folders (every image in them, sorted)")
+    sub.add_argument("--top-k", type=int, default=3, help="classes shown per image (default: 3)")
+    sub.add_argument("--json", action="store_true", help="print JSON instead of a table")
     add("models", command_models, "list the model zoo")
     add("datasets", command_datasets, "list the datasets and whether each is available here")
     return parser

@@ -157,6 +157,34 @@ class Scaling:
         }
 
 
+def scaling_from_description(described: dict) -> Scaling | None:
+    """Rebuild a Scaling from what ``Scaling.describe()`` wrote (data.json's preprocessing).
+
+    Args:
+        described: a dict with "scale" and, for standard, "mean" and "std".
+
+    Returns:
+        The Scaling, or None for minmax: its per-pixel numbers are not in the
+        description (refit it by loading the dataset).
+
+    Raises:
+        ConvscopeError: an unknown scale, or a standard scale without its numbers.
+
+    Example:
+        >>> scaling_from_description({"scale": "standard", "mean": 33.3, "std": 78.6}).apply(pixels)
+    """
+    kind = described.get("scale")
+    if kind == "minmax":
+        return None
+    if kind == "standard":
+        if "mean" not in described or "std" not in described:
+            raise ConvscopeError("preprocessing says scale standard without its mean and std; re-run the training that wrote it")
+        return Scaling(kind, _as_float(described["mean"]), _as_float(described["std"]))
+    if kind in ("unit", "centered"):
+        return fit_scaling(kind, np.zeros((0, 1, 1, 1), dtype=np.uint8))
+    raise ConvscopeError(f"preprocessing scale={kind!r}; expected one of unit, minmax, centered, standard")
+
+
 def _as_float(value) -> np.ndarray:
     return np.asarray(value, dtype=np.float32)
 

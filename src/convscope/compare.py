@@ -1,0 +1,365 @@
+"""Compare runs: a leaderboard in the terminal and compare.html, self-contained like the report.
+
+    convscope compare runs/sweep-mnist/*
+    convscope compare runs/a runs/b --group-by-dataset --out both.html
+
+    from convscope.compare import compare_runs, format_leaderboard, write_compare_html
+    comparison = compare_runs(["runs/sweep-mnist/mlp_512", "runs/sweep-mnist/cnn_2conv"])
+    print(format_leaderboard(comparison))
+    write_compare_html(comparison, "compare.html")
+
+Everything is read from the run folders (config.yaml, data.json, metrics.json,
+history.csv, predictions.npz, model.keras for parameters and MFLOPs), so
+Keras runs and scikit-learn baselines compare alike. Runs are ranked by test
+accuracy. Accuracies of different test sets mean different things, so runs
+on different datasets are refused unless ``group_by_dataset`` asks for one
+leaderboard per dataset.
+"""
+
+from __future__ import annotations
+
+import glob
+import math
+import tempfile
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+
+from convscope.errors import ConvscopeError
+from convscope.fileio import write_text
+from convscope.runfolder import RunFolder, open_run
+
+TEMPLATE = "compare.html.j2"
+GLOB_CHARACTERS = "*?["
+
+
+@dataclass
+class RunSummary:
+    """One run's line of the leaderboard, and what its figures need."""
+
+    path: Path
+    label: str  # the run folder's name
+    dataset: str
+    model: str
+    params: int | None  # None: no loadable model.keras
+    mflops: float | None  # per image, forward pass
+    epochs: int | None
+    train_seconds: float | None
+    best_val_accuracy: float | None
+    test_accuracy: float | None
+    test_loss: float | None
+    ece: float | None  # None until `convscope evaluate` ran
+    class_names: list[str]
+    num_test: int | None
+    history: dict[str, np.ndarray] = field(repr=False, default_factory=dict)
+    f1: np.ndarray | None = field(repr=False, default=None)  # (num_classes,) per-class F1
+    confusion: np.ndarray | None = field(repr=False, default=None)  # (C, C) counts, rows true
+
+
+@dataclass
+class Comparison:
+    """Runs grouped by dataset, each group ranked by test accuracy (best first)."""
+
+    groups: dict[str, list[RunSummary]]
+
+    @property
+    def runs(self) -> list[RunSummary]:
+        return [run for runs in self.groups.values() for run in runs]
+
+
+# --------------------------------------------------------------------------- reading runs
+
+
+def expand_run_paths(patterns: list[str]) -> list[Path]:
+    """Run folders named or matched by glob patterns (``runs/*``), in order, each once.
+
+    A pattern's matches that are not run folders (compare.html, a folder
+    without config.yaml) are skipped; a pattern matching no run folder, or a
+    named path that is not one, is an error.
+
+    Example:
+        >>> expand_run_paths(["runs/sweep-mnist/*"])
+        [PosixPath('runs/sweep-mnist/cnn_2conv'), PosixPath('runs/sweep-mnist/mlp_512')]
+    """
+    paths: list[Path] = []
+    for pattern in patterns:
+        if any(character in pattern for character in GLOB_CHARACTERS) and not Path(pattern).exists():
+            matches = [Path(match) for match in sorted(glob.glob(pattern)) if (Path(match) / "config.yaml").is_file()]
+            if not matches:
+                raise ConvscopeError(f"{pattern}: matches no run folder; expected folders holding config.yaml, e.g. runs/sweep-mnist/*")
+        else:
+            run = open_run(pattern)
+            if not run.config_path.is_file():
+                raise ConvscopeError(f"{pattern}: not a run folder (no config.yaml); pass folders written by `convscope train`, `sweep` or `baseline`")
+            matches = [run.path]
+        paths.extend(match for match in matches if match not in paths)
+    if not paths:
+        raise ConvscopeError("no run folders given; pass run folders or a glob such as runs/*")
+    return paths
+
+
+def read_run_summary(path: str | Path) -> RunSummary:
+    """Everything the comparison shows about one run folder.
+
+    Example:
+        >>> read_run_summary("runs/sweep-mnist/cnn_2conv").test_accuracy
+        0.9874
+    """
+    from convscope.evaluate import compute_confusion_matrix
+    from convscope.pipeline import load_predictions
+
+    run = open_run(path)
+    config = run.read_config()
+    metrics = run.read_metrics()
+    data = run.read_json(run.data_path)
+    evaluation = metrics.get("evaluation") or {}
+    predictions = load_predictions(run)
+    class_names = [str(name) for name in data.get("class_names") or (predictions["class_names"] if predictions is not None else [])]
+    confusion = None
+    if predictions is not None:
+        class_names = class_names or [str(name) for name in predictions["class_names"]]
+        labels, probabilities = predictions["labels"], predictions["probabilities"]
+        confusion = compute_confusion_matrix(labels, probabilities.argmax(axis=1), probabilities.shape[1])
+    per_class = evaluation.get("per_class") or {}
+    f1 = np.array([per_class[name]["f1-score"] for name in class_names]) if per_class and all(name in per_class for name in class_names) else None
+    params, mflops = model_cost(run, data)
+    history = run.read_history()
+    epochs = metrics.get("epochs_run", len(history.get("epoch", [])) or None)
+    return RunSummary(
+        path=run.path,
+        label=run.path.name,
+        dataset=str(data.get("name") or config.data.dataset),
+        model=config.model.name,
+        params=params,
+        mflops=mflops,
+        epochs=epochs,
+        train_seconds=metrics.get("train_seconds"),
+        best_val_accuracy=metrics.get("best_val_accuracy"),
+        test_accuracy=evaluation.get("accuracy", metrics.get("test_accuracy")),
+        test_loss=evaluation.get("loss", metrics.get("test_loss")),
+        ece=evaluation.get("ece"),
+        class_names=class_names,
+        num_test=evaluation.get("num_test"),
+        history=history,
+        f1=f1,
+        confusion=confusion,
+    )
+
+
+def model_cost(run: RunFolder, data: dict) -> tuple[int | None, float | None]:
+    """(parameters, MFLOPs per image) of model.keras; (None, None) when it is missing or does not load.
+
+    A scikit-learn baseline's model.keras is the same network as Dense layers,
+    so its MFLOPs are 2 * sum(inputs * outputs) over its layers, as for a Keras MLP.
+    """
+    if not run.model_path.is_file():
+        return None, None
+    from convscope.models import summarize
+
+    try:
+        summary = summarize(run.load_model(), tuple(data["input_shape"]) if data.get("input_shape") else None)
+    except (ValueError, TypeError, OSError):  # custom layers not importable here, a damaged file: the rest still compares
+        return None, None
+    return summary.total_params, summary.mflops
+
+
+def compare_runs(paths: list[str | Path], group_by_dataset: bool = False) -> Comparison:
+    """Read the runs and rank them by test accuracy, one group per dataset.
+
+    Args:
+        paths: run folders (see ``expand_run_paths`` for globs).
+        group_by_dataset: allow runs on different datasets, one leaderboard each;
+            False: such a mix is refused.
+
+    Returns:
+        Comparison.
+
+    Raises:
+        ConvscopeError: runs on different datasets (without group_by_dataset), or
+            runs of one dataset with different classes.
+
+    Example:
+        >>> comparison = compare_runs(expand_run_paths(["runs/sweep-mnist/*"]))
+        >>> [run.model for run in comparison.runs]
+        ['mnist_convnet', 'cnn_2conv', 'cnn_single', 'mlp_512', 'sklearn-mlp-16x16']
+    """
+    runs = [read_run_summary(path) for path in paths]
+    if not runs:
+        raise ConvscopeError("no run folders to compare; pass run folders or a glob such as runs/*")
+    groups: dict[str, list[RunSummary]] = {}
+    for run in runs:
+        groups.setdefault(run.dataset, []).append(run)
+    if len(groups) > 1 and not group_by_dataset:
+        listing = "; ".join(f"{dataset}: {', '.join(str(run.path) for run in members)}" for dataset, members in groups.items())
+        raise ConvscopeError(
+            f"runs on different datasets ({listing}); accuracies on different test sets do not compare; "
+            "pass runs of one dataset, or --group-by-dataset for one leaderboard per dataset"
+        )
+    for dataset, members in groups.items():
+        names = {tuple(run.class_names) for run in members if run.class_names}
+        if len(names) > 1:
+            raise ConvscopeError(
+                f"runs on {dataset} have different classes ({', '.join(f'{run.label}: {len(run.class_names)}' for run in members)}); "
+                "expected the same classes in every run; compare runs made from the same data"
+            )
+        members.sort(key=lambda run: (-(run.test_accuracy if run.test_accuracy is not None else -1.0), run.label))
+    return Comparison(groups)
+
+
+# --------------------------------------------------------------------------- the leaderboard
+
+COLUMNS = (
+    # heading, RunSummary attribute, format
+    ("run", "label", str),
+    ("model", "model", str),
+    ("params", "params", lambda value: f"{value:,}"),
+    ("MFLOPs", "mflops", lambda value: f"{value:.3g}" if value < 100 else f"{value:,.0f}"),
+    ("epochs", "epochs", str),
+    ("train s", "train_seconds", lambda value: f"{value:.1f}"),
+    ("best val acc", "best_val_accuracy", lambda value: f"{100 * value:.2f}%"),
+    ("test acc", "test_accuracy", lambda value: f"{100 * value:.2f}%"),
+    ("test loss", "test_loss", lambda value: f"{value:.4f}"),
+    ("ECE", "ece", lambda value: f"{value:.4f}"),
+)
+
+
+def leaderboard_rows(runs: list[RunSummary]) -> list[list[str]]:
+    """One row of display strings per run, in rank order ("–" for a number the run lacks)."""
+    rows = []
+    for rank, run in enumerate(runs, start=1):
+        cells = [str(rank)]
+        for _, attribute, display in COLUMNS:
+            value = getattr(run, attribute)
+            missing = value is None or (isinstance(value, float) and math.isnan(value))
+            cells.append("–" if missing else display(value))
+        rows.append(cells)
+    return rows
+
+
+def format_leaderboard(comparison: Comparison) -> str:
+    """The leaderboard as aligned text, one table per dataset.
+
+    Example:
+        >>> print(format_leaderboard(comparison))
+        Dataset mnist: 10,000 test images
+        #  run        model      params  MFLOPs ...
+    """
+    headings = ["#", *(heading for heading, _, _ in COLUMNS)]
+    numeric = [True, False, False, *([True] * (len(COLUMNS) - 2))]
+    blocks = []
+    for dataset, runs in comparison.groups.items():
+        rows = leaderboard_rows(runs)
+        widths = [max(len(row[index]) for row in [headings, *rows]) for index in range(len(headings))]
+
+        def line(cells):
+            return "  ".join(cell.rjust(width) if right else cell.ljust(width) for cell, width, right in zip(cells, widths, numeric)).rstrip()
+
+        sizes = {run.num_test for run in runs if run.num_test}
+        test = f": {sizes.pop():,} test images" if len(sizes) == 1 else ""
+        blocks.append("\n".join([f"Dataset {dataset}{test}", line(headings), *(line(row) for row in rows)]))
+    return "\n\n".join(blocks)
+
+
+# --------------------------------------------------------------------------- compare.html
+
+
+@dataclass
+class DatasetSection:
+    """One dataset's part of compare.html."""
+
+    dataset: str
+    anchor: str
+    num_test: int | None
+    headings: list[str]
+    rows: list[list[str]]
+    f1_classes: list[str]
+    f1_rows: list[tuple[str, list[tuple[str, str]]]]  # run label, (value text, background colour) per class
+    curves: object | None  # report.Figure
+    confusions: object | None  # report.Figure
+
+
+def f1_cells(runs: list[RunSummary]) -> list[tuple[str, list[tuple[str, str]]]]:
+    """Per-class F1 as a heat map table: each cell's text and a background from white (0.5 or less) to green (1)."""
+    rows = []
+    for run in runs:
+        if run.f1 is None:
+            continue
+        cells = []
+        for value in run.f1:
+            strength = float(np.clip((value - 0.5) / 0.5, 0.0, 1.0))
+            # white -> #3a9a5b: the darker, the better; text stays readable on both ends
+            red, green, blue = (round(255 + (target - 255) * strength * 0.75) for target in (0x3A, 0x9A, 0x5B))
+            cells.append((f"{value:.3f}", f"#{red:02x}{green:02x}{blue:02x}"))
+        rows.append((run.label, cells))
+    return rows
+
+
+def build_sections(comparison: Comparison, figures_dir: Path) -> list[DatasetSection]:
+    """Draw each dataset's figures into ``figures_dir`` and gather the tables."""
+    from convscope.plots.common import save_figure
+    from convscope.plots.comparison import plot_compared_confusions, plot_compared_curves
+    from convscope.report import inline_png
+
+    sections = []
+    for position, (dataset, runs) in enumerate(comparison.groups.items()):
+        curves = confusions = None
+        if any(run.history for run in runs):
+            curves = inline_png(save_figure(plot_compared_curves(runs), figures_dir / f"curves_{position}.png"))
+        figure = plot_compared_confusions(runs)
+        if figure is not None:
+            confusions = inline_png(save_figure(figure, figures_dir / f"confusions_{position}.png"))
+        sizes = {run.num_test for run in runs if run.num_test}
+        f1_rows = f1_cells(runs)
+        sections.append(DatasetSection(
+            dataset=dataset,
+            anchor=f"dataset-{position + 1}",
+            num_test=sizes.pop() if len(sizes) == 1 else None,
+            headings=["#", *(heading for heading, _, _ in COLUMNS)],
+            rows=leaderboard_rows(runs),
+            f1_classes=runs[0].class_names if f1_rows else [],
+            f1_rows=f1_rows,
+            curves=curves,
+            confusions=confusions,
+        ))
+    return sections
+
+
+def render_compare_html(comparison: Comparison, built_at: str | None = None) -> str:
+    """compare.html's text: the report's style sheet and every figure inlined."""
+    import jinja2
+
+    from convscope import __version__
+
+    with tempfile.TemporaryDirectory(prefix="convscope-compare-") as folder:
+        sections = build_sections(comparison, Path(folder))
+    environment = jinja2.Environment(
+        loader=jinja2.PackageLoader("convscope", "templates"),
+        autoescape=jinja2.select_autoescape(["html", "html.j2"]),
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+    runs = comparison.runs
+    return environment.get_template(TEMPLATE).render(
+        title=f"Comparison of {len(runs)} run{'s' if len(runs) != 1 else ''}",
+        sections=sections,
+        numeric=[True, False, False, *([True] * (len(COLUMNS) - 2))],
+        version=__version__,
+        built_at=built_at or datetime.now().astimezone().isoformat(sep=" ", timespec="seconds"),
+    )
+
+
+def write_compare_html(comparison: Comparison, path: str | Path = "compare.html") -> Path:
+    """Write compare.html atomically and return its path.
+
+    Example:
+        >>> write_compare_html(compare_runs(expand_run_paths(["runs/sweep-mnist/*"])), "runs/sweep-mnist/compare.html")
+        PosixPath('runs/sweep-mnist/compare.html')
+    """
+    path = Path(path)
+    if path.is_dir():
+        path = path / "compare.html"
+    return write_text(path, render_compare_html(comparison))
