@@ -172,6 +172,7 @@ class InspectionResult:
     model_name: str
     images: np.ndarray  # model inputs as given
     display_images: np.ndarray  # (N, H, W, C) uint8, channels-last, for figures
+    image_labels: list[str]  # how figures name each image, e.g. "test image 42"
     probabilities: np.ndarray  # (N, num_classes)
     predicted_classes: np.ndarray  # (N,)
     layers: list[LayerInfo]
@@ -806,6 +807,7 @@ def inspect(
     num_random_kernels: int = 4,
     seed: int = 0,
     display_images: np.ndarray | None = None,
+    image_labels: list[str] | None = None,
 ) -> InspectionResult:
     """Compute every inspection number for a few images.
 
@@ -820,6 +822,8 @@ def inspect(
         seed: seed of the random kernels and worked examples.
         display_images: the same images as people see them, (N, H, W, C) uint8
             (``Dataset.display_images``); None rescales ``images`` to 0-255.
+        image_labels: names of the images in figure titles, e.g. ["test image 0", "test image 42"];
+            None: "image 0", "image 1", ...
 
     Returns:
         ``InspectionResult``.
@@ -839,6 +843,9 @@ def inspect(
             f"display_images have shape {shown.shape} and dtype {shown.dtype}; expected uint8 {_channels_last(images).shape[:3]} + (C,), "
             "e.g. Dataset.display_images(images)"
         )
+    labels = [f"image {index}" for index in range(len(images))] if image_labels is None else [str(label) for label in image_labels]
+    if len(labels) != len(images):
+        raise ConvscopeError(f"got {len(labels)} image_labels for {len(images)} images; pass one label per image")
     graph = _layer_graph(model, input_shape)
     probabilities, classes, activations, grad_cam, saliency, (first_conv, first_input) = _run_network(
         graph, images, layers, grad_cam_layer, class_index
@@ -851,6 +858,7 @@ def inspect(
         model_name=model.name,
         images=images,
         display_images=shown,
+        image_labels=labels,
         probabilities=probabilities,
         predicted_classes=probabilities.argmax(axis=1),
         layers=_layer_table(graph),

@@ -203,21 +203,24 @@ def plot_filters(result, ax=None, show_values: bool | None = None):
         tiles, columns = filters.channel_views[0, :shown], 8
         row_labels = []
     else:
-        # Each input channel's slice of the same filter sits in one column.
-        shown, rows_shown = min(out_channels, 16), min(in_channels, 3)
-        tiles = filters.channel_views[:rows_shown, :shown].reshape(-1, height, width)
-        columns = shown
-        row_labels = list("RGB") if in_channels == 3 else [f"in {channel}" for channel in range(rows_shown)]
-    limit = float(np.abs(tiles).max()) or 1.0
+        # Each filter is one column of its input-channel slices; 8 filters per band of rows.
+        shown, rows_shown, columns = min(out_channels, 16), min(in_channels, 3), 8
+        views = filters.channel_views[:rows_shown, :shown]
+        bands = [views[:, start : start + columns] for start in range(0, shown, columns)]
+        tiles = np.concatenate([np.pad(band, ((0, 0), (0, columns - band.shape[1]), (0, 0), (0, 0)), constant_values=np.nan).reshape(-1, height, width) for band in bands])
+        names = list("RGB") if in_channels == 3 else [f"in {channel}" for channel in range(rows_shown)]
+        row_labels = names * len(bands)
+    limit = float(np.nanmax(np.abs(tiles))) or 1.0
     if show_values is None:
         show_values = height * width <= 25 and len(tiles) <= MAX_FILTERS
     canvas = _mosaic(tiles, columns)
-    cell = 0.34 if show_values else 0.16  # inches per weight: room for "-.12" at 5.5 pt
+    cell = 0.34 if show_values else 0.16  # inches per weight: room for "-.12" at 6.5 pt
     figure, ax_ = new_axes(ax, figsize=(max(4.0, canvas.shape[1] * cell + 1.6), max(2.5, canvas.shape[0] * cell + 0.9)))
     image = ax_.imshow(canvas, cmap=_colormap(DIVERGING), vmin=-limit, vmax=limit, interpolation="nearest")
     if show_values:
         origins = _tile_origins(len(tiles), columns, height, width)
-        _draw_numbers(ax_, [cell for (top, left), tile in zip(origins, tiles) for cell in _weight_cells(tile, top, left, limit)], fontsize=5.5)
+        cells = [cell for (top, left), tile in zip(origins, tiles) if not np.isnan(tile).all() for cell in _weight_cells(tile, top, left, limit)]
+        _draw_numbers(ax_, cells, fontsize=6.5)
     for row, label in enumerate(row_labels):
         ax_.text(-0.8, row * (height + 1) + height / 2 - 0.5, label, ha="right", va="center", fontsize=9)
     ax_.set_axis_off()
@@ -292,7 +295,7 @@ def plot_activations(result, layer_name: str, image_index: int = 0, ax=None, max
         names = ", ".join(item.layer_name for item in result.activations)
         raise ConvscopeError(f"no activations of layer {layer_name!r} were computed; choose one of: {names} (or pass layers= to inspect)")
     values = activation.values[image_index]
-    label = f"{layer_name} ({activation.layer_type}) output {'x'.join(str(size) for size in values.shape)}, image {image_index}"
+    label = f"{layer_name} ({activation.layer_type}) output {'x'.join(str(size) for size in values.shape)}, {result.image_labels[image_index]}"
     if values.ndim == 3:
         channels = values.shape[-1]
         shown = min(channels, max_channels)
@@ -315,6 +318,8 @@ def plot_activations(result, layer_name: str, image_index: int = 0, ax=None, max
     ax_.vlines(np.arange(shown), 0, flat[:shown], color="tab:blue", linewidth=4)  # one artist, not 64 bars
     ax_.axhline(0, color="0.5", linewidth=0.6)
     ax_.set_xlim(-1, shown)
+    if shown <= 20:  # class scores and other short vectors: one tick per unit
+        ax_.set_xticks(np.arange(shown))
     ax_.set_xlabel("unit" if shown == len(flat) else f"unit (first {shown} of {len(flat)})", fontsize=8)
     ax_.tick_params(labelsize=7)
     _caption(ax_, label, fontsize=9)
@@ -341,12 +346,12 @@ def plot_activations_of_image(result, image_index: int = 0, layer_names: list[st
     for name in layer_names:
         values = next((item.values for item in result.activations if item.layer_name == name), None)
         channels = min(values.shape[-1], MAX_CHANNELS) if values is not None and values.ndim == 4 else 0
-        heights.append(0.62 * -(-channels // ACTIVATION_COLUMNS) + 0.35 if channels else 1.5)
+        heights.append(0.62 * -(-channels // ACTIVATION_COLUMNS) + 0.35 if channels else 1.9)
     figure, grid = _grid(ax, len(layer_names), 1, figsize=(0.62 * ACTIVATION_COLUMNS + 0.6, sum(heights) + 0.8), height_ratios=heights)
     for row, name in enumerate(layer_names):
         plot_activations(result, name, image_index, ax=figure.add_subplot(grid[row, 0]))
-    figure.subplots_adjust(left=0.06, right=0.98, bottom=0.04, top=1 - 0.7 / (sum(heights) + 0.8), hspace=0.45)
-    _title(figure, ax, f"Activations of image {image_index}, layer by layer")
+    figure.subplots_adjust(left=0.06, right=0.98, bottom=0.04, top=1 - 0.7 / (sum(heights) + 0.8), hspace=0.6)
+    _title(figure, ax, f"Activations of {result.image_labels[image_index]}, layer by layer")
     return figure
 
 
@@ -358,7 +363,7 @@ def _explained_panels(result, maps: np.ndarray, class_indices, class_names, ax, 
         predicted = int(result.predicted_classes[index])
         axes[0, index].imshow(image, cmap=_image_cmap(image), interpolation="nearest")
         probability = result.probabilities[index, predicted]
-        _caption(axes[0, index], f"image {index}: {_class_name(predicted, class_names)}\np={probability:.2f}", fontsize=8)
+        _caption(axes[0, index], f"{result.image_labels[index]}: {_class_name(predicted, class_names)}\np={probability:.2f}", fontsize=8)
         if overlay:
             axes[1, index].imshow(image, cmap=_image_cmap(image), interpolation="nearest")
             axes[1, index].imshow(maps[index], cmap=colormap, alpha=HEATMAP_ALPHA, vmin=0, vmax=1, interpolation="bilinear")
@@ -451,13 +456,15 @@ def plot_classic_kernels(result, ax=None):
     for group, (label, input_label, input_image, items, name_of) in enumerate(groups):
         top = group * (title_gap + 2 * height + gap) + title_gap  # kernel row; responses start at top + height + gap
         bottom = top + height + gap
-        canvas[bottom : bottom + input_image.shape[0], : input_image.shape[1]] = input_image
+        canvas[bottom : bottom + input_image.shape[0], : input_image.shape[1]] = input_image  # the widest tile
         labels += [(width / 2, top + height / 2, label, "center"), (width / 2, bottom - 1, input_label, "bottom")]
         for column, item in enumerate(items, start=1):
             left = column * (width + gap)
             canvas[top : top + height, left : left + width] = _kernel_tile(item.kernel, height, width)
             response = item.response
-            canvas[bottom : bottom + response.shape[0], left : left + response.shape[1]] = _colored(response, "gray", response.min(), response.max())
+            # A 'valid' convolution's output is smaller than the input: centre it under the kernel.
+            down, right = bottom + (height - response.shape[0]) // 2, left + (width - response.shape[1]) // 2
+            canvas[down : down + response.shape[0], right : right + response.shape[1]] = _colored(response, "gray", response.min(), response.max())
             labels.append((left + width / 2, top - 1, name_of(item), "bottom"))
             kernel_rows, kernel_columns = item.kernel.shape[:2]
             cell_height, cell_width = height / kernel_rows, width / kernel_columns
@@ -476,7 +483,7 @@ def plot_classic_kernels(result, ax=None):
     for x, y, text, vertical in labels:
         ax_.text(x, y, text, ha="center", va=vertical, fontsize=7.5)
     ax_.set_axis_off()
-    _caption(ax_, f"Kernels on image {kernels.image_index}: hand-made vs learned", fontsize=10)
+    _caption(ax_, f"Kernels on {result.image_labels[kernels.image_index]}: hand-made vs learned", fontsize=10)
     return figure
 
 
@@ -498,7 +505,7 @@ def plot_channel_split(result, ax=None):
     for axis in axes.ravel():
         axis.set_axis_off()
     figure.subplots_adjust(left=0.01, right=0.99, bottom=0.02, top=0.78, wspace=0.06)
-    _title(figure, ax, f"Image {kernels.image_index} split into channels")
+    _title(figure, ax, f"{result.image_labels[kernels.image_index]} split into channels")
     return figure
 
 
@@ -514,7 +521,7 @@ def plot_pixel_grid(result, ax=None):
     ax_.imshow(grid.values, cmap="gray", vmin=0, vmax=255, interpolation="nearest")
     _draw_numbers(ax_, _cells(grid.values.astype(str), np.where(grid.values > 127, "black", "white")), fontsize=6)
     ax_.set_axis_off()
-    _caption(ax_, f"Image {grid.image_index}: {grid.description}", fontsize=10)
+    _caption(ax_, f"{result.image_labels[grid.image_index]}: {grid.description}", fontsize=10)
     return figure
 
 
