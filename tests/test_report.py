@@ -185,6 +185,16 @@ def test_two_builds_differ_only_in_build_time(hand_made_run):
     assert all(BUILD_LINE in a and BUILD_LINE in b for a, b in changed)
 
 
+def test_a_model_built_in_python_is_repeated_from_python(hand_made_run):
+    config = Config(model=ModelConfig(name="python:sequential"), run=RunConfig(name="hand"))  # as train writes it
+    save_config(config, hand_made_run / "config.yaml")
+
+    html = build_run_report(open_run(hand_made_run)).read_text(encoding="utf-8")
+
+    assert "config.run.name = &#39;hand-again&#39;\ntrain(config, model=your_model)" in html
+    assert "--name hand-again" not in html
+
+
 def test_report_without_figures_or_evaluation_says_what_is_missing(tmp_path):
     run_dir = tmp_path / "bare"
     run_dir.mkdir()

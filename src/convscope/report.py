@@ -354,8 +354,11 @@ def reproduce_commands(run: RunFolder, config, environment: dict) -> list[tuple[
     if config.model.name.startswith("python:"):
         commands.append((
             "The model was built in Python, so config.yaml names it but cannot rebuild it; "
-            "train the same model again with",
-            f"convscope.train(load_config('{run.config_path}'), model=your_model)",
+            "train the same model again, into a new folder, with",
+            "from convscope import train\nfrom convscope.config import load_config\n"
+            f"config = load_config('{run.config_path}')\n"
+            f"config.run.name = '{run.path.name}-again'\n"
+            "train(config, model=your_model)",
         ))
     else:
         commands.append((
