@@ -135,7 +135,11 @@ def inspect_run(run_dir: str | Path, images: list[int] | None = None, layers: li
     if bad:
         raise ConvscopeError(f"--images {','.join(map(str, bad))}: out of range; expected test indices 0..{len(dataset.y_test) - 1}")
     result = inspect(model, dataset.x_test[images], layers=layers)
-    save_inspection_figures(result, run.plots_dir, class_names=dataset.class_names)
+    previous = run.read_metrics().get("inspection", {}).get("figures", [])
+    figures = save_inspection_figures(result, run.plots_dir, class_names=dataset.class_names)
+    for name in set(previous) - {path.name for path in figures.values()}:
+        (run.plots_dir / name).unlink(missing_ok=True)  # figures of images or layers no longer inspected
+    run.update_metrics({"inspection": {"images": [int(i) for i in images], "figures": sorted(p.name for p in figures.values())}})
     _record_stage_time(run, "inspect", time.perf_counter() - started)
     return result
 
