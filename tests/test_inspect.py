@@ -116,6 +116,8 @@ def test_unknown_layer_name_and_wrong_image_shape_are_user_errors():
         inspect(model, random_images(1, (28, 28, 1)))
     with pytest.raises(ConvscopeError, match="class_index 7"):
         compute_grad_cam(model, random_images(1, (12, 12, 3)), class_index=7)
+    with pytest.raises(ConvscopeError, match="2 image_labels for 1 images"):
+        inspect(model, random_images(1, (12, 12, 3)), image_labels=["a", "b"])
     with pytest.raises(ConvscopeError, match="spatial"):
         compute_grad_cam(model, random_images(1, (12, 12, 3)), layer="gap")
 

@@ -26,7 +26,7 @@ def gray_cnn():
 
 @pytest.fixture(scope="module")
 def gray_result():
-    return inspect(gray_cnn(), random_images(2, (12, 12, 1)))
+    return inspect(gray_cnn(), random_images(2, (12, 12, 1)), image_labels=["test image 7", "test image 42"])
 
 
 @pytest.fixture(scope="module")
@@ -95,7 +95,7 @@ def test_titles_say_what_is_shown_and_what_was_capped(gray_result, rgb_result):
     filters = plots.plot_filters(gray_result)
     assert "32 of 40 filters" not in titles(filters) and "40 filters 3x3" in titles(filters)  # 40 <= 64 shown
     activation = plots.plot_activations(gray_result, gray_result.activations[0].layer_name, 1, max_channels=8)
-    assert "channels 0-7 of 40" in titles(activation) and "image 1" in titles(activation) and "10x10x40" in titles(activation)
+    assert "channels 0-7 of 40" in titles(activation) and "test image 42" in titles(activation) and "10x10x40" in titles(activation)
     overview = plots.plot_activations_of_image(gray_result, 1)
     assert len(overview.axes) == len(gray_result.activations)
     for item in gray_result.activations:
@@ -105,6 +105,7 @@ def test_titles_say_what_is_shown_and_what_was_capped(gray_result, rgb_result):
     predicted = ["cat", "dog", "ship"][rgb_result.predicted_classes[0]]
     assert f"image 0: {predicted}" in titles(cam) and "second" in titles(cam)
     assert "0.299R" in titles(plots.plot_channel_split(rgb_result))
+    assert "test image 7: " in titles(plots.plot_saliency(gray_result)) and "test image 7: pixel values" in titles(plots.plot_pixel_grid(gray_result))
     plt.close("all")
 
 

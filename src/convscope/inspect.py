@@ -39,7 +39,7 @@ OPERATION_NAME = "cross-correlation (what keras.layers.Conv2D computes: the kern
 
 @dataclass
 class LayerInfo:
-    """One row of the layer table; shapes exclude nothing (batch is None)."""
+    """One row of the layer table; shapes keep the batch axis as None."""
 
     name: str
     type: str
@@ -283,7 +283,7 @@ def _score_head(graph: _LayerGraph):
     A softmax squashes the other classes' logits into every score; the logit
     is the quantity the last layer actually computes for the class.
     """
-    last = graph.layers[-1]
+    last = next((layer for layer in reversed(graph.layers) if graph.outputs_of[layer.name] is graph.output), graph.layers[-1])
     kind = type(last).__name__
     activation_name = getattr(getattr(last, "activation", None), "__name__", "")
     if isinstance(last, keras.layers.Dense) and activation_name == "softmax":
@@ -483,7 +483,7 @@ def _resize_bilinear(maps: np.ndarray, height: int, width: int) -> np.ndarray:
 
 
 def compute_activations(model, images: np.ndarray, layers: list[str] | None = None) -> list[LayerActivation]:
-    """Outputs of the chosen layers (default: conv, pooling, activations) in one forward pass.
+    """Outputs of the chosen layers (default: conv, pooling, activations) from one run of the network.
 
     Args:
         model: a Keras model (a never-called Sequential is fine).
@@ -697,7 +697,7 @@ def compute_worked_convolution(stride: int = 1, padding: str = "valid", size: in
 
     Example:
         >>> compute_worked_convolution().sums[0][0]
-        '1*0 + 2*1 + ... = 7'
+        '3*1 + 2*0 + 2*(-1) + 0*1 + 0*1 + 0*1 + 2*(-1) + 3*(-1) + 2*1 = -2'
     """
     if padding not in ("valid", "same"):
         raise ConvscopeError(f"padding {padding!r} is not one Keras knows; use 'valid' or 'same'")
@@ -729,7 +729,7 @@ def compute_worked_pooling(seed: int = 0) -> WorkedPooling:
 
     Example:
         >>> compute_worked_pooling().windows[0][0]
-        'max(1, 5, 3, 2) = 5'
+        'max(8, 6, 3, 0) = 8'
     """
     image = np.random.default_rng(seed).integers(0, 10, size=(4, 4))
     output = image.reshape(2, 2, 2, 2).max(axis=(1, 3))
