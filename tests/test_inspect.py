@@ -94,6 +94,22 @@ def test_activations_of_never_called_sequential_equal_its_layers_applied_in_turn
     np.testing.assert_allclose(activations[model.layers[2].name], keras.ops.convert_to_numpy(truncated(images)), rtol=1e-5, atol=1e-6)
 
 
+def test_model_loaded_from_file_gives_the_same_grad_cam(tmp_path):
+    # A Sequential loaded from .keras calls its layers once per rebuild while it is
+    # assembled; the layers' first calls are not in the graph the model runs.
+    model = never_called_sequential()
+    images = random_images(3, (10, 10, 1))
+    before = inspect(model, images)
+    model.save(tmp_path / "model.keras")
+    loaded = keras.models.load_model(tmp_path / "model.keras")
+    after = inspect(loaded, images)
+    assert after.grad_cam.coarse_heatmaps.max() > 0
+    np.testing.assert_allclose(after.grad_cam.coarse_heatmaps, before.grad_cam.coarse_heatmaps, rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(after.saliency.maps, before.saliency.maps, rtol=1e-4, atol=1e-6)
+    for first, second in zip(before.activations, after.activations):
+        np.testing.assert_allclose(second.values, first.values, rtol=1e-5, atol=1e-6)
+
+
 def test_inspect_runs_the_network_once_for_activations_grad_cam_and_saliency(monkeypatch):
     calls = []
     original = inspect_module.forward_with_gradients

@@ -203,17 +203,34 @@ class _LayerGraph:
 
 
 def _layer_graph(model, input_shape: tuple) -> _LayerGraph:
-    """Symbolic inputs/outputs of every top-level layer, also for a never-called Sequential.
+    """Symbolic inputs/outputs of every top-level layer in the model's own graph.
 
     ``ensure_built`` gives a never-called Sequential its graph (the usual
     ``keras.Model(model.inputs, layer.output)`` fails without one) and checks
-    that the images fit the model.
+    that the images fit the model. ``layer.output`` itself is not used: it is the
+    layer's first call, and a Sequential loaded from a .keras file calls its
+    layers once per rebuild while being assembled (conv1 of a loaded
+    mnist_convnet has 7 calls), so the first call can belong to a discarded
+    graph: its activations look right, but no gradient flows from the model's
+    output back to it. Walking back from the model's outputs finds the calls
+    that make up the graph the model actually runs.
     """
     model = ensure_built(model, tuple(input_shape))
-    layers = [layer for layer in model.layers if not isinstance(layer, keras.layers.InputLayer)]
-    inputs_of = {layer.name: layer.input for layer in layers}
-    outputs_of = {layer.name: layer.output for layer in layers}
+    nodes, pending = {}, list(model.outputs)
+    while pending:
+        operation, node_index, _ = pending.pop()._keras_history
+        node = operation._inbound_nodes[node_index]
+        if operation.name not in nodes and not isinstance(operation, keras.layers.InputLayer):
+            nodes[operation.name] = node
+            pending.extend(node.input_tensors)
+    layers = [layer for layer in model.layers if layer.name in nodes]
+    inputs_of = {layer.name: _one_or_list(nodes[layer.name].input_tensors) for layer in layers}
+    outputs_of = {layer.name: _one_or_list(nodes[layer.name].output_tensors) for layer in layers}
     return _LayerGraph(model.inputs[0], model.outputs[0], layers, inputs_of, outputs_of)
+
+
+def _one_or_list(tensors):
+    return tensors[0] if len(tensors) == 1 else list(tensors)
 
 
 def _shape(tensor) -> tuple | list:
