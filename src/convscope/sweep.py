@@ -141,7 +141,7 @@ def sweep(models: list[str], config: Config, group_by_dataset: bool = False) -> 
         run = RunFolder(folder / wanted.run.name)
         runs.append(run.path)
         state = run_state(run)
-        if state != "new":
+        if run.config_path.is_file():
             check_same_settings(run, wanted)
         if state == "finished":
             logger.info("[%d/%d] %s: finished run in %s, skipped", position, len(models), model, run.path)
