@@ -146,7 +146,7 @@ def test_every_plot_draws_into_a_given_axes(gray_result, rgb_result, mlp_result)
         lambda ax: plots.plot_worked_pooling(gray_result, ax=ax),
     ]
     for draw in drawings:
-        figure, (left, right) = plt.subplots(1, 2, figsize=(8, 4))
+        figure, (left, right) = plt.subplots(1, 2, figsize=(8, 4), layout="constrained")
         assert draw(right) is figure
         figure.canvas.draw()
         plt.close(figure)

@@ -72,6 +72,12 @@ def _title(figure, ax, text: str) -> None:
         _caption(ax, text, fontsize=10)
 
 
+def _adjust(figure, ax, **margins) -> None:
+    """Set the margins of a figure this module created; someone else's figure keeps its layout."""
+    if ax is None:
+        figure.subplots_adjust(**margins)
+
+
 def _mosaic(tiles: np.ndarray, columns: int, gap: int = 1, fill=np.nan) -> np.ndarray:
     """Lay (n, h, w[, 3]) tiles out in rows of ``columns``, ``gap`` cells of ``fill`` between them."""
     count, height, width = tiles.shape[:3]
@@ -90,9 +96,7 @@ def _tile_origins(count: int, columns: int, height: int, width: int, gap: int = 
 
 
 def _colormap(name: str):
-    colormap = plt.get_cmap(name).copy()
-    colormap.set_bad("white")  # the gaps between tiles
-    return colormap
+    return plt.get_cmap(name).with_extremes(bad="white")  # NaN: the gaps between tiles
 
 
 @functools.lru_cache(maxsize=None)
@@ -350,7 +354,7 @@ def plot_activations_of_image(result, image_index: int = 0, layer_names: list[st
     figure, grid = _grid(ax, len(layer_names), 1, figsize=(0.62 * ACTIVATION_COLUMNS + 0.6, sum(heights) + 0.8), height_ratios=heights)
     for row, name in enumerate(layer_names):
         plot_activations(result, name, image_index, ax=figure.add_subplot(grid[row, 0]))
-    figure.subplots_adjust(left=0.06, right=0.98, bottom=0.04, top=1 - 0.7 / (sum(heights) + 0.8), hspace=0.6)
+    _adjust(figure, ax, left=0.06, right=0.98, bottom=0.04, top=1 - 0.7 / (sum(heights) + 0.8), hspace=0.6)
     _title(figure, ax, f"Activations of {result.image_labels[image_index]}, layer by layer")
     return figure
 
@@ -372,7 +376,7 @@ def _explained_panels(result, maps: np.ndarray, class_indices, class_names, ax, 
         _caption(axes[1, index], f"for {_class_name(int(class_indices[index]), class_names)}", fontsize=8)
         axes[0, index].set_axis_off()
         axes[1, index].set_axis_off()
-    figure.subplots_adjust(left=0.02, right=0.98, bottom=0.02, top=0.8, wspace=0.08, hspace=0.3)
+    _adjust(figure, ax, left=0.02, right=0.98, bottom=0.02, top=0.8, wspace=0.08, hspace=0.3)
     _title(figure, ax, title)
     return figure
 
@@ -504,7 +508,7 @@ def plot_channel_split(result, ax=None):
         _caption(axis, f"{name} channel (0-255)", fontsize=9)
     for axis in axes.ravel():
         axis.set_axis_off()
-    figure.subplots_adjust(left=0.01, right=0.99, bottom=0.02, top=0.78, wspace=0.06)
+    _adjust(figure, ax, left=0.01, right=0.99, bottom=0.02, top=0.78, wspace=0.06)
     _title(figure, ax, f"{result.image_labels[kernels.image_index]} split into channels")
     return figure
 
@@ -569,7 +573,7 @@ def plot_worked_convolution(result, ax=None):
     lines += ["", "Output size = ⌊(n + 2p - k) / s⌋ + 1   (2p: all zeros added along one axis)"]
     lines += [f"  {row.text}" for row in result.output_sizes]
     text_axis.text(0, 1, "\n".join(lines), va="top", ha="left", family="monospace", fontsize=7.5, transform=text_axis.transAxes)
-    figure.subplots_adjust(left=0.03, right=0.97, bottom=0.01, top=0.88, wspace=0.2, hspace=0.12)
+    _adjust(figure, ax, left=0.03, right=0.97, bottom=0.01, top=0.88, wspace=0.2, hspace=0.12)
     legend = "yellow: the window of out[0,0]" + ("; grey: zero padding" if worked.pad_before or len(worked.padded_input) > size else "")
     _title(figure, ax, f"Worked convolution: {worked.operation}\n{legend}")
     return figure
@@ -589,7 +593,7 @@ def plot_worked_pooling(result, ax=None):
     axes[0, 2].set_axis_off()
     lines = [f"out[{row},{column}] = {pooling.windows[row][column]}" for row in range(2) for column in range(2)]
     axes[0, 2].text(0, 0.5, "\n".join(lines), va="center", ha="left", family="monospace", fontsize=9, transform=axes[0, 2].transAxes)
-    figure.subplots_adjust(left=0.02, right=0.98, bottom=0.03, top=0.8, wspace=0.15)
+    _adjust(figure, ax, left=0.02, right=0.98, bottom=0.03, top=0.8, wspace=0.15)
     _title(figure, ax, "Worked 2x2 max-pooling, stride 2: each output is the largest value in its window")
     return figure
 
