@@ -649,11 +649,10 @@ def _learned_responses(first_conv, first_input: np.ndarray, image_index: int) ->
     response = _channels_last(keras.ops.convert_to_numpy(response))[0]
     if first_conv.use_bias:
         response = response + keras.ops.convert_to_numpy(first_conv.bias)
-    kernels = keras.ops.convert_to_numpy(first_conv.kernel)
-    return [
-        KernelResponse(f"{first_conv.name} filter {channel}", kernels[:, :, :, channel].squeeze(-1) if kernels.shape[2] == 1 else kernels[:, :, :, channel], response[..., channel])
-        for channel in range(response.shape[-1])
-    ]
+    kernels = keras.ops.convert_to_numpy(first_conv.kernel)  # (kh, kw, in_channels, filters)
+    if kernels.shape[2] == 1:
+        kernels = kernels[:, :, 0]  # grayscale input: each filter is one (kh, kw) matrix
+    return [KernelResponse(f"{first_conv.name} filter {channel}", kernels[..., channel], response[..., channel]) for channel in range(response.shape[-1])]
 
 
 def compute_pixel_grid(display_image_uint8: np.ndarray, image_index: int = 0, max_size: int = 32) -> PixelGrid:

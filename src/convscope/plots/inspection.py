@@ -351,10 +351,11 @@ def plot_activations_of_image(result, image_index: int = 0, layer_names: list[st
         values = next((item.values for item in result.activations if item.layer_name == name), None)
         channels = min(values.shape[-1], MAX_CHANNELS) if values is not None and values.ndim == 4 else 0
         heights.append(0.62 * -(-channels // ACTIVATION_COLUMNS) + 0.35 if channels else 1.9)
-    figure, grid = _grid(ax, len(layer_names), 1, figsize=(0.62 * ACTIVATION_COLUMNS + 0.6, sum(heights) + 0.8), height_ratios=heights)
+    figure, grid = _grid(ax, len(layer_names), 1, figsize=(0.62 * ACTIVATION_COLUMNS + 0.6, sum(heights) + 1.0), height_ratios=heights)
     for row, name in enumerate(layer_names):
         plot_activations(result, name, image_index, ax=figure.add_subplot(grid[row, 0]))
-    _adjust(figure, ax, left=0.06, right=0.98, bottom=0.04, top=1 - 0.7 / (sum(heights) + 0.8), hspace=0.6)
+    figure_height = sum(heights) + 1.0
+    _adjust(figure, ax, left=0.06, right=0.98, bottom=0.45 / figure_height, top=1 - 0.7 / figure_height, hspace=0.6)
     _title(figure, ax, f"Activations of {result.image_labels[image_index]}, layer by layer")
     return figure
 
@@ -373,7 +374,8 @@ def _explained_panels(result, maps: np.ndarray, class_indices, class_names, ax, 
             axes[1, index].imshow(maps[index], cmap=colormap, alpha=HEATMAP_ALPHA, vmin=0, vmax=1, interpolation="bilinear")
         else:
             axes[1, index].imshow(maps[index], cmap=colormap, vmin=0, vmax=1, interpolation="nearest")
-        _caption(axes[1, index], f"for {_class_name(int(class_indices[index]), class_names)}", fontsize=8)
+        empty = " (all zero)" if maps[index].max() <= 0 else ""  # e.g. Grad-CAM where every weighted sum is negative
+        _caption(axes[1, index], f"for {_class_name(int(class_indices[index]), class_names)}{empty}", fontsize=8)
         axes[0, index].set_axis_off()
         axes[1, index].set_axis_off()
     _adjust(figure, ax, left=0.02, right=0.98, bottom=0.02, top=0.8, wspace=0.08, hspace=0.3)
