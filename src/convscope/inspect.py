@@ -430,7 +430,9 @@ def _run_network(graph: _LayerGraph, images: np.ndarray, activation_layers, grad
     cam_layer = _grad_cam_layer(graph, grad_cam_layer)
     score_tensor, dense_head, score_source = _score_head(graph)
     if len(graph.output.shape) != 2:
-        raise ConvscopeError(f"the model outputs shape {_shape(graph.output)}; inspection expects a classifier with (N, num_classes) outputs")
+        raise ConvscopeError(
+            f"the model outputs shape {_shape(graph.output)}; inspection expects a classifier with (N, num_classes) outputs"
+        )
 
     probes = [graph.outputs_of[layer.name] for layer in activation_layers] + [graph.output, score_tensor]
     if cam_layer is not None:
@@ -652,7 +654,10 @@ def _learned_responses(first_conv, first_input: np.ndarray, image_index: int) ->
     kernels = keras.ops.convert_to_numpy(first_conv.kernel)  # (kh, kw, in_channels, filters)
     if kernels.shape[2] == 1:
         kernels = kernels[:, :, 0]  # grayscale input: each filter is one (kh, kw) matrix
-    return [KernelResponse(f"{first_conv.name} filter {channel}", kernels[..., channel], response[..., channel]) for channel in range(response.shape[-1])]
+    return [
+        KernelResponse(f"{first_conv.name} filter {channel}", kernels[..., channel], response[..., channel])
+        for channel in range(response.shape[-1])
+    ]
 
 
 def compute_pixel_grid(display_image_uint8: np.ndarray, image_index: int = 0, max_size: int = 32) -> PixelGrid:
@@ -698,7 +703,9 @@ def _same_padding(size: int, kernel_size: int, stride: int) -> tuple[int, int]:
     return total // 2, total - total // 2
 
 
-def compute_worked_convolution(stride: int = 1, padding: str = "valid", size: int = 5, kernel_size: int = 3, seed: int = 0) -> WorkedConvolution:
+def compute_worked_convolution(
+    stride: int = 1, padding: str = "valid", size: int = 5, kernel_size: int = 3, seed: int = 0
+) -> WorkedConvolution:
     """A small integer convolution worked by hand, as keras.layers.Conv2D computes it.
 
     Args:
@@ -734,8 +741,8 @@ def compute_worked_convolution(stride: int = 1, padding: str = "valid", size: in
             sums[-1].append(f"{terms} = {output[row, column]}")
     # Cross-correlation is convolution with the flipped kernel; the centre of a
     # 'same' convolution of the padded input is untouched by its boundary rule.
-    half = kernel_size // 2
-    check = convolve2d(padded, kernel[::-1, ::-1])[half : padded.shape[0] - (kernel_size - 1 - half), half : padded.shape[1] - (kernel_size - 1 - half)]
+    half, valid = kernel_size // 2, padded.shape[0] - kernel_size + 1
+    check = convolve2d(padded, kernel[::-1, ::-1])[half : half + valid, half : half + valid]
     assert np.array_equal(output, np.round(check[::stride, ::stride]).astype(np.int64)), "worked example disagrees with convolve2d"
     return WorkedConvolution(image, kernel, stride, padding, padded, before, output, sums, OPERATION_NAME)
 

@@ -153,7 +153,9 @@ def _draw_numbers(ax, cells: list[tuple], fontsize: float) -> None:
         paths = [_number_path(text) for text, _, _, _ in chosen]
         offsets = np.array([(x, y) for _, _, x, y in chosen])
         ax.add_collection(
-            PathCollection(paths, offsets=offsets, offset_transform=ax.transData, transform=to_display, facecolors=color, edgecolors="none"),
+            PathCollection(
+                paths, offsets=offsets, offset_transform=ax.transData, transform=to_display, facecolors=color, edgecolors="none"
+            ),
             autolim=False,
         )
 
@@ -211,7 +213,8 @@ def plot_filters(result, ax=None, show_values: bool | None = None):
         shown, rows_shown, columns = min(out_channels, 16), min(in_channels, 3), 8
         views = filters.channel_views[:rows_shown, :shown]
         bands = [views[:, start : start + columns] for start in range(0, shown, columns)]
-        tiles = np.concatenate([np.pad(band, ((0, 0), (0, columns - band.shape[1]), (0, 0), (0, 0)), constant_values=np.nan).reshape(-1, height, width) for band in bands])
+        bands = [np.pad(band, ((0, 0), (0, columns - band.shape[1]), (0, 0), (0, 0)), constant_values=np.nan) for band in bands]
+        tiles = np.concatenate([band.reshape(-1, height, width) for band in bands])
         names = list("RGB") if in_channels == 3 else [f"in {channel}" for channel in range(rows_shown)]
         row_labels = names * len(bands)
     limit = float(np.nanmax(np.abs(tiles))) or 1.0
@@ -223,7 +226,10 @@ def plot_filters(result, ax=None, show_values: bool | None = None):
     image = ax_.imshow(canvas, cmap=_colormap(DIVERGING), vmin=-limit, vmax=limit, interpolation="nearest")
     if show_values:
         origins = _tile_origins(len(tiles), columns, height, width)
-        cells = [cell for (top, left), tile in zip(origins, tiles) if not np.isnan(tile).all() for cell in _weight_cells(tile, top, left, limit)]
+        cells = []
+        for (top, left), tile in zip(origins, tiles):
+            if not np.isnan(tile).all():  # the empty slots of a last, partial band
+                cells += _weight_cells(tile, top, left, limit)
         _draw_numbers(ax_, cells, fontsize=6.5)
     for row, label in enumerate(row_labels):
         ax_.text(-0.8, row * (height + 1) + height / 2 - 0.5, label, ha="right", va="center", fontsize=9)
@@ -299,7 +305,8 @@ def plot_activations(result, layer_name: str, image_index: int = 0, ax=None, max
         names = ", ".join(item.layer_name for item in result.activations)
         raise ConvscopeError(f"no activations of layer {layer_name!r} were computed; choose one of: {names} (or pass layers= to inspect)")
     values = activation.values[image_index]
-    label = f"{layer_name} ({activation.layer_type}) output {'x'.join(str(size) for size in values.shape)}, {result.image_labels[image_index]}"
+    shape = "x".join(str(size) for size in values.shape)
+    label = f"{layer_name} ({activation.layer_type}) output {shape}, {result.image_labels[image_index]}"
     if values.ndim == 3:
         channels = values.shape[-1]
         shown = min(channels, max_channels)
@@ -470,12 +477,15 @@ def plot_classic_kernels(result, ax=None):
             response = item.response
             # A 'valid' convolution's output is smaller than the input: centre it under the kernel.
             down, right = bottom + (height - response.shape[0]) // 2, left + (width - response.shape[1]) // 2
-            canvas[down : down + response.shape[0], right : right + response.shape[1]] = _colored(response, "gray", response.min(), response.max())
+            shown = _colored(response, "gray", response.min(), response.max())
+            canvas[down : down + response.shape[0], right : right + response.shape[1]] = shown
             labels.append((left + width / 2, top - 1, name_of(item), "bottom"))
             kernel_rows, kernel_columns = item.kernel.shape[:2]
             cell_height, cell_width = height / kernel_rows, width / kernel_columns
-            lines += [[(left - 0.5, top - 0.5 + row * cell_height), (left + width - 0.5, top - 0.5 + row * cell_height)] for row in range(kernel_rows + 1)]
-            lines += [[(left - 0.5 + col * cell_width, top - 0.5), (left - 0.5 + col * cell_width, top + height - 0.5)] for col in range(kernel_columns + 1)]
+            row_lines = top - 0.5 + np.arange(kernel_rows + 1) * cell_height
+            column_lines = left - 0.5 + np.arange(kernel_columns + 1) * cell_width
+            lines += [[(left - 0.5, y), (left + width - 0.5, y)] for y in row_lines]
+            lines += [[(x, top - 0.5), (x, top + height - 0.5)] for x in column_lines]
             if item.kernel.ndim == 2 and item.kernel.size <= 25:
                 numbers.append((item.kernel, top, left, cell_height, cell_width))
     ax_.imshow(canvas, interpolation="nearest")
@@ -601,10 +611,6 @@ def plot_worked_pooling(result, ax=None):
 
 
 # ---------------------------------------------------------------- all figures
-
-
-def _file_stem(name: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.-]+", "_", name)
 
 
 def save_inspection_figures(result, out_dir, class_names=None) -> dict[str, Path]:
