@@ -134,7 +134,11 @@ def inspect_run(run_dir: str | Path, images: list[int] | None = None, layers: li
     bad = [i for i in images if not 0 <= i < len(dataset.y_test)]
     if bad:
         raise ConvscopeError(f"--images {','.join(map(str, bad))}: out of range; expected test indices 0..{len(dataset.y_test) - 1}")
-    result = inspect(model, dataset.x_test[images], layers=layers)
+    x = dataset.x_test[images]
+    result = inspect(
+        model, x, layers=layers, display_images=dataset.display_images(x),
+        image_labels=[f"test image {i}" for i in images],
+    )
     previous = run.read_metrics().get("inspection", {}).get("figures", [])
     figures = save_inspection_figures(result, run.plots_dir, class_names=dataset.class_names)
     for name in set(previous) - {path.name for path in figures.values()}:
