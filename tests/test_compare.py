@@ -106,7 +106,7 @@ def test_compare_html_is_self_contained(three_runs, tmp_path):
     assert html.count("<img") == 2  # overlaid curves, confusion matrices side by side
     f1 = evaluate_predictions(*_saved(three_runs[0]), CLASS_NAMES).report.f1
     assert all(f"{value:.3f}</td>" in html for value in f1)
-    ranks = [html.index(f"<td>{name}</td>") for name in ("best", "nomodel", "small")]
+    ranks = [html.index(f'<td class="name">{name}</td>') for name in ("best", "nomodel", "small")]
     assert ranks == sorted(ranks)
 
 

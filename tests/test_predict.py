@@ -148,27 +148,30 @@ def test_bad_input_is_one_line_and_exit_2(case, standard_run, standard_data, tmp
 
 
 def draw_digit(digit: int, canvas: int = 28) -> Image.Image:
-    """A digit in Pillow's bundled font, laid out like MNIST: white on black, the glyph scaled to fit
-    20x20 (aspect kept), its centre of mass at the centre of 28x28; then scaled to ``canvas`` pixels.
+    """A digit in Pillow's bundled font, white on black like MNIST: drawn at 28x28 (size 25: 18 px high,
+    MNIST's digits are at most 20), its centre of mass at the centre; then scaled up to ``canvas`` pixels.
 
-    The MNIST layout is the test's drawing, not predict's: predict only resizes and scales.
+    Drawn natively at 28 px the font's hinting keeps strokes about 2 px wide, as MNIST's pen strokes
+    are; the same glyph drawn at 200 px and shrunk comes out thinner, and its 9 reads as an 8.
     """
-    large = Image.new("L", (300, 300), 0)
-    ImageDraw.Draw(large).text((150, 150), str(digit), fill=255, font=ImageFont.load_default(size=200), anchor="mm")
-    glyph = large.crop(large.getbbox())
-    factor = 20 / max(glyph.size)
-    glyph = glyph.resize((max(1, round(glyph.width * factor)), max(1, round(glyph.height * factor))), Image.Resampling.LANCZOS)
-    weights = np.asarray(glyph, dtype=np.float64)
+    font = ImageFont.load_default(size=25)
+    probe = Image.new("L", (84, 84), 0)
+    ImageDraw.Draw(probe).text((42, 42), str(digit), fill=255, font=font, anchor="mm")
+    weights = np.asarray(probe, dtype=np.float64)
     rows, columns = np.indices(weights.shape)
     centre_row, centre_column = (rows * weights).sum() / weights.sum(), (columns * weights).sum() / weights.sum()
-    digit_image = Image.new("L", (28, 28), 0)
-    digit_image.paste(glyph, (round(14 - centre_column), round(14 - centre_row)))
-    return digit_image if canvas == 28 else digit_image.resize((canvas, canvas), Image.Resampling.BICUBIC)
+    image = Image.new("L", (28, 28), 0)
+    ImageDraw.Draw(image).text((14 + 42 - centre_column, 14 + 42 - centre_row), str(digit), fill=255, font=font, anchor="mm")
+    return image if canvas == 28 else image.resize((canvas, canvas), Image.Resampling.BICUBIC)
 
 
 @pytest.mark.slow
 def test_drawn_digits_are_recognised(tmp_path):
-    """A small CNN trained here on the bundled sample reads at least 9 of 10 drawn digits, at 28x28 and 200x200."""
+    """A small CNN trained here on the bundled sample reads at least 9 of 10 drawn digits, at 28x28 and 200x200.
+
+    Measured: 9/10 at both sizes; the font's 6, a closed loop under a short hook, is read as 0
+    (by the full-MNIST models of the lessons too).
+    """
     from convscope.train import train
 
     config = Config()

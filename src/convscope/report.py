@@ -266,6 +266,11 @@ def write_report(content: ReportContent, path: str | Path) -> Path:
 
 def render_report(content: ReportContent) -> str:
     """Return the report's HTML for ``content`` (templates/report.html.j2, style sheet inlined)."""
+    return render_template(TEMPLATE, report=content, figures=content.figures)
+
+
+def render_template(name: str, **context) -> str:
+    """Render one of convscope's HTML templates (report.html.j2, compare.html.j2) with ``context``."""
     import jinja2
 
     environment = jinja2.Environment(
@@ -276,7 +281,7 @@ def render_report(content: ReportContent) -> str:
         lstrip_blocks=True,
         keep_trailing_newline=True,
     )
-    return environment.get_template(TEMPLATE).render(report=content, figures=content.figures)
+    return environment.get_template(name).render(**context)
 
 
 # --------------------------------------------------------------------------- sources
@@ -348,6 +353,8 @@ def _data_from_config(run: RunFolder, config) -> dict:
 
 def reproduce_commands(run: RunFolder, config, environment: dict) -> list[tuple[str, str]]:
     """The command lines that repeat this run, the recorded one first."""
+    from convscope.baseline import is_baseline_name
+
     commands = []
     if environment.get("command"):
         commands.append(("The command that made this run", environment["command"]))
@@ -359,6 +366,11 @@ def reproduce_commands(run: RunFolder, config, environment: dict) -> list[tuple[
             f"config = load_config('{run.config_path}')\n"
             f"config.run.name = '{run.path.name}-again'\n"
             "train(config, model=your_model)",
+        ))
+    elif is_baseline_name(config.model.name):
+        commands.append((
+            "Fit the same baseline again with the same settings, into a new folder",
+            f"convscope baseline --config {run.config_path} --name {run.path.name}-again",
         ))
     else:
         commands.append((

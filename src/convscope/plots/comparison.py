@@ -15,11 +15,12 @@ from __future__ import annotations
 
 import matplotlib.pyplot as plt
 import numpy as np
-from matplotlib.ticker import MaxNLocator
+from matplotlib.ticker import MaxNLocator, NullFormatter, ScalarFormatter
 
 from convscope.plots.evaluation import _confusion_size, plot_confusion_matrix
 
-CONFUSION_COLUMNS = 3  # confusion matrices per row: three 10-class matrices fill a 1,600 px wide figure
+CONFUSION_COLUMNS = 2  # matrices per row: two 10-class matrices are 1,500 px wide, their counts readable in a 1,200 px column
+LOG_EPOCHS_RATIO = 5  # a 40-epoch MLP beside 3-epoch CNNs: a linear axis would squeeze the CNNs into its first tenth
 
 
 def run_colors(count: int) -> list:
@@ -36,35 +37,49 @@ def plot_compared_curves(runs, axes=None):
         axes: two axes (accuracy, loss) to draw into; a new figure otherwise.
 
     Returns:
-        The figure. A run without a column (a baseline has no validation loss)
-        is missing from that panel only, and the legend says so.
+        The figure, with one legend for both panels. A run without a column (a
+        scikit-learn MLP records no validation loss) is missing from that panel,
+        which names it. When run lengths differ by more than LOG_EPOCHS_RATIO the
+        epoch axis is logarithmic, so 3-epoch CNNs stay readable beside a 40-epoch MLP.
 
     Example:
         >>> plot_compared_curves(comparison.groups["mnist"])
     """
     if axes is None:
-        figure, axes = plt.subplots(1, 2, figsize=(12, 4.8), layout="constrained")
+        figure, axes = plt.subplots(1, 2, figsize=(12, 4.8), layout="constrained", sharex=True)
     else:
         figure = axes[0].figure
     colors = run_colors(len(runs))
+    lengths = [len(run.history.get("epoch", [])) for run in runs if len(run.history.get("epoch", []))]
+    logarithmic = bool(lengths) and max(lengths) > LOG_EPOCHS_RATIO * min(lengths)
+    handles = {}
     for ax, column, title in zip(axes, ("val_accuracy", "val_loss"), ("Validation accuracy", "Validation loss")):
-        drawn = 0
+        missing = []
         for run, color in zip(runs, colors):
             values = np.asarray(run.history.get(column, []), dtype=float)
             if not len(values) or not np.any(np.isfinite(values)):
-                ax.plot([], [], color=color, label=f"{run.label} (not recorded)")
+                missing.append(run.label)
                 continue
             epochs = np.asarray(run.history.get("epoch", np.arange(1, len(values) + 1)), dtype=float)
-            ax.plot(epochs, values, color=color, marker="o" if len(values) <= 30 else None, markersize=3, label=run.label)
-            drawn += 1
-        if not drawn:
-            ax.text(0.5, 0.5, f"no run recorded {column}", ha="center", va="center", transform=ax.transAxes)
+            (line,) = ax.plot(epochs, values, color=color, marker="o" if len(values) <= 30 else None, markersize=3, label=run.label)
+            handles.setdefault(run.label, line)
+        if missing:
+            ax.text(0.99, 0.01, "not recorded: " + ", ".join(missing), ha="right", va="bottom", fontsize=8, color="0.4", transform=ax.transAxes)
         ax.set_title(title)
-        ax.set_xlabel("epoch")
+        ax.set_xlabel("epoch" + (" (log scale)" if logarithmic else ""))
         ax.set_ylabel(column.replace("_", " "))
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        if logarithmic:
+            ax.set_xscale("log")
+            ax.xaxis.set_major_formatter(ScalarFormatter())
+            ax.xaxis.set_minor_formatter(NullFormatter())
+            ticks = [tick for tick in (1, 2, 3, 5, 10, 20, 50, 100, 200, 500, 1000) if tick <= max(lengths)]
+            ax.set_xticks(ticks)
+        else:
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
+    ordered = [handles[run.label] for run in runs if run.label in handles]
+    if ordered:
+        figure.legend(ordered, [line.get_label() for line in ordered], loc="outside lower center", ncols=min(len(ordered), 5), fontsize=9)
     return figure
 
 
