@@ -112,6 +112,7 @@ def test_report_of_a_baseline(mlp_run):
 
     html = build_run_report(mlp_run.run).read_text()
     assert "sklearn-mlp-16x16" in html and 'id="figure-dense_weights"' in html
+    assert f"convscope baseline --config {mlp_run.run.config_path}" in html  # config.yaml repeats the baseline, not a Keras run
 
 
 @pytest.mark.slow

@@ -105,7 +105,7 @@ def _folder_name(model: str) -> str:
     return Path(model).stem if model.endswith((".yaml", ".yml")) else model
 
 
-def sweep(models: list[str], config: Config, group_by_dataset: bool = False) -> SweepResult:
+def sweep(models: list[str], config: Config) -> SweepResult:
     """Train and evaluate each model in turn into ``<out>/<name>/<model>``, then compare them.
 
     Args:
@@ -113,7 +113,6 @@ def sweep(models: list[str], config: Config, group_by_dataset: bool = False) -> 
             ``sklearn-mlp-40``, ``sklearn-logistic``).
         config: the shared settings (dataset, training recipe); ``config.run.name``
             names the sweep folder (default ``sweep-<dataset>``).
-        group_by_dataset: passed to the comparison (all runs share the dataset here).
 
     Returns:
         SweepResult.
@@ -157,7 +156,7 @@ def sweep(models: list[str], config: Config, group_by_dataset: bool = False) -> 
                 "run the same command again to continue (finished runs are skipped, an interrupted one resumes)"
             ) from None
         trained.append(model)
-    comparison = compare_runs(runs, group_by_dataset=group_by_dataset)
+    comparison = compare_runs(runs)
     compare_path = write_compare_html(comparison, folder / "compare.html")
     return SweepResult(folder, runs, trained, skipped, compare_path, format_leaderboard(comparison))
 
