@@ -33,6 +33,10 @@ _PUBLIC = {
     "inspect": "convscope.inspect",
     "build_report": "convscope.report",
     "run": "convscope.pipeline",
+    "compare_runs": "convscope.compare",
+    "train_baseline": "convscope.baseline",
+    "sweep": "convscope.sweep",
+    "predict_images": "convscope.predict",
     "ConvscopeError": "convscope.errors",
 }
 
