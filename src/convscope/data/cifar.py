@@ -24,7 +24,7 @@ from pathlib import Path, PurePosixPath
 
 import numpy as np
 
-from convscope.data.raw import RawImages, check_labels, describe_error
+from convscope.data.raw import RawImages, check_labels, describe_error, unsafe_member_problem
 from convscope.errors import ConvscopeError
 
 ARCHIVE_NAME = "cifar-10-python.tar.gz"
@@ -89,30 +89,25 @@ def unpickle_batch(data: bytes, source: str) -> dict:
 
 def _check_member(member: tarfile.TarInfo, archive: Path) -> None:
     """Refuse members that could escape a folder or exhaust memory."""
-    name = member.name
-    parts = PurePosixPath(name.replace("\\", "/")).parts
-    problem = None
-    if name.startswith(("/", "\\")) or (len(name) > 1 and name[1] == ":"):
-        problem = "an absolute path"
-    elif ".." in parts:
-        problem = "a '..' path component"
-    elif member.issym() or member.islnk():
-        problem = f"a link (to {member.linkname!r})"
-    elif not (member.isfile() or member.isdir()):
-        problem = "a device, FIFO or other special file"
-    elif member.size > MAX_MEMBER_BYTES:
-        problem = f"a declared size of {member.size} bytes (limit {MAX_MEMBER_BYTES})"
+    problem = unsafe_member_problem(
+        member.name,
+        member.size,
+        MAX_MEMBER_BYTES,
+        link=member.linkname if member.issym() or member.islnk() else None,
+        special=not (member.isfile() or member.isdir()),
+    )
     if problem:
-        raise ConvscopeError(f"{archive}: member {name!r} has {problem}; refused before reading anything; {FIX}")
+        raise ConvscopeError(f"{archive}: member {member.name!r} has {problem}; refused before reading anything; {FIX}")
 
 
 def _read_archive(path: Path) -> dict[str, bytes]:
     """Read MEMBERS from the tar archive (any compression) after checking every member."""
     try:
         with tarfile.open(path, mode="r:*") as archive:
-            members = archive.getmembers()
-            for member in members:
+            members = []
+            for member in archive:  # header by header: a member is checked before tarfile seeks past its data
                 _check_member(member, path)
+                members.append(member)
             by_name = {}
             for member in members:
                 base = PurePosixPath(member.name).name

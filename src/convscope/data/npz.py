@@ -16,19 +16,15 @@ from pathlib import Path
 
 import numpy as np
 
-from convscope.data.raw import RawImages, check_images, check_labels, default_class_names, describe_error
+from convscope.data.raw import RawImages, check_images, check_labels, check_zip_members, default_class_names, describe_error
 from convscope.errors import ConvscopeError
 
 REQUIRED = ("x_train", "y_train", "x_test", "y_test")
-MAX_ARRAY_BYTES = 8 << 30  # 8 GiB uncompressed per array; refuses zip bombs before reading
+MAX_ARRAY_BYTES = 8 << 30  # 8 GiB uncompressed per array; a zip bomb declares more and is refused before reading
 
 
 def _read_array(archive, path: Path, key: str) -> np.ndarray:
     """One array of the archive, with zip/npy errors turned into ConvscopeError."""
-    names = archive.zip.namelist()
-    member = archive.zip.getinfo(f"{key}.npy" if f"{key}.npy" in names else key)
-    if member.file_size > MAX_ARRAY_BYTES:
-        raise ConvscopeError(f"{path}: array '{key}' declares {member.file_size} bytes; expected under {MAX_ARRAY_BYTES >> 30} GiB; split the dataset")
     try:
         return archive[key]
     except ValueError as error:
@@ -69,6 +65,7 @@ def load_npz_dataset(path: Path, class_names: list[str] | None = None, source: s
     if not isinstance(archive, np.lib.npyio.NpzFile):
         raise ConvscopeError(f"{path}: holds a single array, not an .npz archive; save {', '.join(REQUIRED)} with numpy.savez")
     with archive:
+        check_zip_members(archive.zip, path, MAX_ARRAY_BYTES, fix="save the arrays with numpy.savez (split a dataset over 8 GiB)")
         missing = [key for key in REQUIRED if key not in archive.files]
         if missing:
             raise ConvscopeError(
@@ -92,6 +89,6 @@ def load_npz_dataset(path: Path, class_names: list[str] | None = None, source: s
         y_train=y_train,
         x_test=x_test,
         y_test=y_test,
-        class_names=class_names or default_class_names(y_train, y_test),
+        class_names=class_names or default_class_names(y_train, y_test, where=f"{path}: y_train, y_test"),
         source=source or str(path),
     )

@@ -7,15 +7,21 @@ they came from. ``convscope.data.preprocess`` turns them into a ``Dataset``.
     from convscope.data.raw import RawImages, check_images, check_labels
     x = check_images(array, where="data.npz: x_train")       # (N, H, W, C) uint8 or float32
     y = check_labels(labels, where="data.npz: y_train", count=len(x), num_classes=10)
+    check_zip_members(zipfile.ZipFile("data.npz"), "data.npz", max_bytes=8 << 30, fix="re-save it")
 """
 
 from __future__ import annotations
 
+import stat
+import zipfile
 from dataclasses import dataclass, field
+from pathlib import PurePosixPath
 
 import numpy as np
 
 from convscope.errors import ConvscopeError
+
+MAX_CLASSES = 100_000  # ImageNet-21k has 21,841; more classes than this means damaged labels
 
 
 @dataclass
@@ -121,10 +127,71 @@ def check_labels(array: np.ndarray, where: str, count: int, num_classes: int | N
     return labels
 
 
-def default_class_names(*label_arrays: np.ndarray) -> list[str]:
-    """Names "0".."K-1" where K is one more than the largest label."""
+def default_class_names(*label_arrays: np.ndarray, where: str = "labels") -> list[str]:
+    """Names "0".."K-1" where K is one more than the largest label.
+
+    Raises:
+        ConvscopeError: the largest label implies more than MAX_CLASSES classes (a damaged
+            or crafted file; listing 2**40 names would exhaust memory).
+    """
     largest = max((int(labels.max()) for labels in label_arrays if labels.size), default=-1)
+    if largest >= MAX_CLASSES:
+        raise ConvscopeError(
+            f"{where}: largest label {largest} implies {largest + 1} classes; expected at most {MAX_CLASSES}; "
+            "fix the labels, or store class_names beside them"
+        )
     return [str(index) for index in range(largest + 1)]
+
+
+def unsafe_member_problem(name: str, size: int, max_bytes: int, link: str | None = None, special: bool = False) -> str | None:
+    """Why an archive member must not be read, or None.
+
+    Refused: absolute or ``..`` paths (they escape a folder when extracted),
+    links, devices and FIFOs, and a declared size over ``max_bytes`` (an archive
+    bomb states its size in the header, before any data is read).
+
+    Args:
+        name: the member's path inside the archive.
+        size: its declared (uncompressed) size in bytes.
+        max_bytes: the largest size a genuine member can have.
+        link: the link target if the member is a link ("" when unknown), else None.
+        special: the member is a device, FIFO or other non-regular file.
+
+    Example:
+        >>> unsafe_member_problem("../escape", 10, 1000)
+        "a '..' path component"
+    """
+    parts = PurePosixPath(name.replace("\\", "/")).parts
+    if name.startswith(("/", "\\")) or (len(name) > 1 and name[1] == ":"):
+        return "an absolute path"
+    if ".." in parts:
+        return "a '..' path component"
+    if link is not None:
+        return f"a link (to {link!r})" if link else "a link"
+    if special:
+        return "a device, FIFO or other special file"
+    if size > max_bytes:
+        return f"a declared size of {size} bytes (limit {max_bytes})"
+    return None
+
+
+def check_zip_members(archive: zipfile.ZipFile, path, max_bytes: int, fix: str) -> None:
+    """Refuse a zip (.npz, .keras) with any unsafe member (see ``unsafe_member_problem``) before reading one.
+
+    Raises:
+        ConvscopeError: naming the archive, the member and the problem.
+    """
+    for info in archive.infolist():
+        file_type = stat.S_IFMT(info.external_attr >> 16)  # Unix mode bits; 0 when the zip was made without them
+        problem = unsafe_member_problem(
+            info.filename,
+            info.file_size,
+            max_bytes,
+            link="" if file_type == stat.S_IFLNK else None,
+            special=file_type not in (0, stat.S_IFREG, stat.S_IFDIR, stat.S_IFLNK),
+        )
+        if problem:
+            raise ConvscopeError(f"{path}: member {info.filename!r} has {problem}; refused before reading anything; {fix}")
 
 
 def describe_error(error: BaseException | str) -> str:

@@ -27,6 +27,7 @@ from pathlib import Path
 
 import keras
 
+from convscope.data.raw import check_zip_members, describe_error
 from convscope.errors import ConvscopeError
 from convscope.models.spec import create_model_from_spec
 from convscope.models.zoo import MODELS, build_registered_model, describe_keras_error
@@ -35,6 +36,8 @@ SPEC_SUFFIXES = (".yaml", ".yml")
 LEGACY_SUFFIXES = (".h5", ".hdf5")
 # Packages whose classes Keras itself agrees to import while loading (keras.src.saving.serialization_lib).
 KERAS_PACKAGES = ("keras", "keras_hub", "keras_cv", "keras_nlp")
+MAX_CONFIG_BYTES = 64 << 20  # config.json of the zoo models is 5-20 KB; a bigger one is a bomb, not a model
+MAX_MEMBER_BYTES = 16 << 30  # weights of a CPU image classifier are MBs; 16 GiB declared is an archive bomb
 
 
 def create_model(model: str | Path | keras.Model, input_shape: tuple, num_classes: int) -> keras.Model:
@@ -192,15 +195,21 @@ def load_model(path: str | Path, trust: bool = False, compile: bool = False) -> 
 
 def _check_keras_archive(path: Path) -> None:
     """Refuse a .keras file whose config holds a Lambda layer or a class from outside Keras."""
+    fix = "re-save the model with model.save('model.keras')"
     try:
         with zipfile.ZipFile(path) as archive:
+            check_zip_members(archive, path, MAX_MEMBER_BYTES, fix)
+            declared = archive.getinfo("config.json").file_size
+            if declared > MAX_CONFIG_BYTES:
+                raise ConvscopeError(f"{path}: config.json declares {declared} bytes (limit {MAX_CONFIG_BYTES}); refused before reading it; {fix}")
             config = json.loads(archive.read("config.json"))
-    except (zipfile.BadZipFile, KeyError, ValueError, OSError) as error:
-        raise ConvscopeError(
-            f"{path}: not a readable .keras file ({error}); re-save the model with model.save('model.keras')"
-        ) from None
+        items = list(_config_objects(config))
+    except ConvscopeError:
+        raise
+    except (zipfile.BadZipFile, KeyError, ValueError, OSError, RecursionError) as error:
+        raise ConvscopeError(f"{path}: not a readable .keras file ({describe_error(error)}); {fix}") from None
     registered = keras.saving.get_custom_objects()
-    for item in _config_objects(config):
+    for item in items:
         class_name, module = item.get("class_name"), item.get("module")
         if class_name == "Lambda":
             layer_name = (item.get("config") or {}).get("name", "?")
