@@ -118,7 +118,10 @@ def build_config(args: argparse.Namespace):
     if getattr(args, "resume", None):
         run_path = Path(args.resume)
         if not (run_path / "config.yaml").is_file():
-            raise ConvscopeError(f"{run_path}: no config.yaml; --resume takes a run folder written by `convscope train`")
+            raise ConvscopeError(
+                f"{run_path}: no config.yaml; --resume takes a run folder written by `convscope train` "
+                "(a run stopped before its first epoch began has none: start it again without --resume)"
+            )
         config_path = config_path or run_path / "config.yaml"
         overrides.setdefault("run", {}).update(out=str(run_path.parent), name=run_path.name)
     return resolve_config(config_path, overrides)
@@ -341,8 +344,12 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.handler(args)
     except ConvscopeError as error:
-        print(f"convscope: error: {error}", file=sys.stderr)
+        print(f"convscope: error: {' '.join(str(error).splitlines())}", file=sys.stderr)  # one line, even for a path with a newline
         return getattr(error, "exit_code", 2)
+    except OSError as error:  # a full disk or a read-only folder where no stage has a more specific message
+        where = f"{error.filename}: " if error.filename else ""
+        print(f"convscope: error: {where}{error.strerror or error}; check that the folder exists, is writable and has free space", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("convscope: interrupted", file=sys.stderr)
         return 130
