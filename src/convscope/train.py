@@ -84,7 +84,8 @@ def prepare_run_folder(config: Config, resume: bool) -> RunFolder:
     if config.run.name is None:
         config.run.name = default_run_name(config)
     run = RunFolder(Path(config.run.out) / config.run.name)
-    has_run = run.history_path.exists() or run.model_path.exists() or run.checkpoint_dir.exists()
+    # config.yaml is written before epoch 1; a folder without it (killed while loading data) holds no run.
+    has_run = any(path.exists() for path in (run.config_path, run.history_path, run.model_path)) or bool(list_checkpoints(run))
     if has_run and not resume:
         raise ConvscopeError(
             f"{run.path}: already holds a run; continue it with `convscope train --resume {run.path}` "
@@ -145,7 +146,13 @@ def write_history(run: RunFolder, history: dict[str, list[float]]) -> None:
     writer.writerow(HISTORY_COLUMNS)
     for row in zip(*(history[column] for column in HISTORY_COLUMNS)):
         writer.writerow(["" if isinstance(v, float) and math.isnan(v) else (f"{v:.6g}" if isinstance(v, float) else v) for v in row])
-    write_text(run.history_path, buffer.getvalue())
+    try:
+        write_text(run.history_path, buffer.getvalue())
+    except OSError as error:
+        raise ConvscopeError(
+            f"{run.history_path}: cannot write ({error.strerror or error}); the previous file is intact; "
+            "free disk space, then resume with --resume"
+        ) from None
 
 
 def save_keras(model: keras.Model, path: Path) -> None:
@@ -248,11 +255,13 @@ class EpochMonitor(keras.callbacks.Callback):
 
 
 class SigintGuard:
-    """While active, Ctrl-C asks the monitor to stop at the end of the current batch."""
+    """While active, Ctrl-C asks training to stop at the end of the current batch, or, between
+    epochs, once the epoch's files are written; a second Ctrl-C stops at once."""
 
     def __init__(self):
         self.monitor: EpochMonitor | None = None
         self.previous = None
+        self.requested = False
 
     def __enter__(self):
         if hasattr(signal, "SIGINT") and _in_main_thread():
@@ -260,9 +269,11 @@ class SigintGuard:
         return self
 
     def _handle(self, signum, frame):
-        if self.monitor is None or self.monitor.interrupt_requested:
-            raise KeyboardInterrupt  # a second Ctrl-C, or outside an epoch: stop now
-        self.monitor.interrupt_requested = True
+        if self.requested:
+            raise KeyboardInterrupt  # a second Ctrl-C: stop now
+        self.requested = True
+        if self.monitor is not None:
+            self.monitor.interrupt_requested = True
 
     def __exit__(self, *exc):
         if self.previous is not None:
@@ -321,13 +332,15 @@ def load_checkpoint(run: RunFolder) -> tuple[keras.Model, dict] | None:
     """
     candidates = list_checkpoints(run)
     for path in candidates:
-        state_path = path.with_suffix(".json")
+        state_path = damaged = path.with_suffix(".json")
         try:
             state = json.loads(state_path.read_text(encoding="utf-8"))
+            damaged = path
             model = keras.saving.load_model(path, safe_mode=True)
             return model, state
         except Exception as error:  # noqa: BLE001 - any failure to read means: damaged, try the older one
-            warnings.warn(f"{path}: damaged checkpoint ({type(error).__name__}: {str(error)[:120]}); trying an older one", stacklevel=2)
+            reason = " ".join(str(error).split())[:120]  # Keras' messages span lines; a warning is one
+            warnings.warn(f"{damaged}: damaged checkpoint ({type(error).__name__}: {reason}); trying an older one", stacklevel=2)
     if candidates:
         raise ConvscopeError(
             f"{run.checkpoint_dir}: no checkpoint loads ({len(candidates)} damaged); "
@@ -428,6 +441,7 @@ def train(config: Config, model: keras.Model | None = None, dataset=None, resume
             reset_random_state(model, config.train.seed, epoch)
             monitor = EpochMonitor(epoch, config.train.epochs, steps_per_epoch, interactive)
             guard.monitor = monitor
+            monitor.interrupt_requested = guard.requested
             epoch_start = time.perf_counter()
             logs = model.fit(
                 dataset.x_train[order], dataset.y_train[order], batch_size=config.train.batch_size,
@@ -437,12 +451,12 @@ def train(config: Config, model: keras.Model | None = None, dataset=None, resume
             guard.monitor = None
             if interactive:
                 sys.stdout.write("\r" + " " * 90 + "\r")
+            kept = f"the last good checkpoint is kept in {run.checkpoint_dir}" if loop["epoch"] else "no epoch completed, nothing was saved"
             if monitor.bad_loss is not None:
                 batch, value = monitor.bad_loss
                 raise ConvscopeError(
                     f"training diverged: loss became {value} at epoch {epoch + 1}, batch {batch}; "
-                    f"the last good checkpoint is kept in {run.checkpoint_dir}; lower --learning-rate "
-                    "or check the data for NaN/Inf"
+                    f"{kept}; lower --learning-rate or check the data for NaN/Inf"
                 )
             if monitor.interrupted_at is not None:
                 raise TrainingInterrupted(
@@ -462,14 +476,22 @@ def train(config: Config, model: keras.Model | None = None, dataset=None, resume
             if not math.isfinite(value):
                 raise ConvscopeError(
                     f"training diverged: {monitor_key} became {value} at epoch {epoch + 1}; "
-                    f"the last good checkpoint is kept in {run.checkpoint_dir}; lower --learning-rate or check the data"
+                    f"{kept}; lower --learning-rate or check the data"
+                )
+            # A batch's loss is computed before its update: an update that breaks the
+            # weights on the epoch's last batch leaves every logged loss finite.
+            weights = model.get_weights()
+            if not all(np.isfinite(array).all() for array in weights):
+                raise ConvscopeError(
+                    f"training diverged: weights became NaN or Inf at epoch {epoch + 1}, batch {steps_per_epoch} "
+                    f"(the epoch's last, whose loss was still finite); {kept}; lower --learning-rate or check the data"
                 )
             for column in HISTORY_COLUMNS:
                 history[column].append(row[column])
             improved = value < loop["best_value"]
             if improved:
                 loop["best_value"], loop["best_epoch"] = value, epoch + 1
-                best_weights = model.get_weights()
+                best_weights = weights
             update_callbacks(model, config, loop, value, improved)
             loop["epoch"] = epoch + 1
             if improved:  # before the checkpoint: a resume never sees a best epoch newer than model.keras
@@ -477,6 +499,11 @@ def train(config: Config, model: keras.Model | None = None, dataset=None, resume
             save_checkpoint(run, model, {**loop, "fingerprint": current, "history": history})
             write_history(run, history)
             print(format_epoch(row, config.train.epochs, improved), flush=True)
+            if guard.requested:
+                raise TrainingInterrupted(
+                    f"interrupted after epoch {epoch + 1}; {loop['epoch']} complete epoch(s) saved; "
+                    f"continue with `convscope train --resume {run.path}`"
+                )
     train_seconds = time.perf_counter() - started
     model.set_weights(best_weights)
     return TrainResult(run, config, model, history, finish_metrics(run, model, dataset, config, loop, history, train_seconds), dataset)
