@@ -171,6 +171,159 @@ def test_grad_cam_explains_the_predicted_class_by_default():
     assert cam.score_source == "model output (logits)"
 
 
+def flatten_dense_model():
+    """A 'valid' convolution read by Flatten -> Dense: every position has its own weights."""
+    inputs = keras.Input((6, 6, 1))
+    features = layers.Conv2D(3, 3, name="features")(inputs)
+    outputs = layers.Dense(4, activation="softmax", name="head")(layers.Flatten()(features))
+    return keras.Model(inputs, outputs), keras.Model(inputs, features)
+
+
+def test_hirescam_of_flatten_dense_model_is_gradient_times_features():
+    # logit_c = sum_ijk A[i, j, k] W[(i, j, k), c] + b: d logit_c / d A = W[:, c] as a (4, 4, 3) map.
+    model, feature_model = flatten_dense_model()
+    images = random_images(3, (6, 6, 1), seed=4)
+    classes = [0, 1, 3]
+    feature_maps = keras.ops.convert_to_numpy(feature_model(images))
+    kernel = keras.ops.convert_to_numpy(model.get_layer("head").kernel)
+    hires = compute_grad_cam(model, images, class_index=classes, method="hirescam")
+    grad_cam = compute_grad_cam(model, images, class_index=classes, method="gradcam")
+    for index, class_index in enumerate(classes):
+        gradient = kernel[:, class_index].reshape(4, 4, 3)
+        expected_hires = np.maximum((gradient * feature_maps[index]).sum(axis=-1), 0)
+        expected_grad_cam = np.maximum(feature_maps[index] @ gradient.mean(axis=(0, 1)), 0)
+        np.testing.assert_allclose(hires.coarse_heatmaps[index], expected_hires, rtol=1e-4, atol=1e-6)
+        np.testing.assert_allclose(grad_cam.coarse_heatmaps[index], expected_grad_cam, rtol=1e-4, atol=1e-6)
+    assert (hires.method, grad_cam.method) == ("hirescam", "gradcam")
+    assert not np.allclose(hires.coarse_heatmaps, grad_cam.coarse_heatmaps)  # the averaging matters here
+    # Behind Flatten the default is HiResCAM, and says why.
+    default = compute_grad_cam(model, images, class_index=classes)
+    assert default.method == "hirescam" and "flatten" in default.method_reason
+    np.testing.assert_array_equal(default.heatmaps, hires.heatmaps)
+
+
+def test_hirescam_equals_grad_cam_behind_global_average_pooling():
+    # Through GlobalAveragePooling the gradient is W[k, c] / (h w) at every position,
+    # so the element-wise product and the spatial-mean weights give the same map.
+    model = functional_with_skip()
+    images = random_images(4, (12, 12, 3), seed=5)
+    hires = compute_grad_cam(model, images, class_index=[0, 1, 2, 1], method="hirescam")
+    grad_cam = compute_grad_cam(model, images, class_index=[0, 1, 2, 1], method="gradcam")
+    assert grad_cam.coarse_heatmaps.max() > 0
+    # Equal up to float32 rounding of two orders of summation (~1e-5 of the peak).
+    np.testing.assert_allclose(hires.coarse_heatmaps, grad_cam.coarse_heatmaps, atol=1e-4 * grad_cam.coarse_heatmaps.max())
+    np.testing.assert_allclose(hires.heatmaps, grad_cam.heatmaps, atol=1e-4)
+    default = compute_grad_cam(model, images)
+    assert default.method == "gradcam" and "no Flatten" in default.method_reason
+
+
+def test_all_zero_heatmap_stays_zero():
+    # Non-negative features and negative weights for class 0: every product is negative.
+    model, _ = flatten_dense_model()
+    model.get_layer("features").activation = keras.activations.relu
+    head = model.get_layer("head")
+    kernel = keras.ops.convert_to_numpy(head.kernel)
+    kernel[:, 0] = -np.abs(kernel[:, 0]) - 0.01
+    head.kernel.assign(kernel)
+    for method in ("gradcam", "hirescam"):
+        cam = compute_grad_cam(model, random_images(2, (6, 6, 1)), class_index=0, method=method)
+        assert cam.coarse_heatmaps.max() == 0 and cam.heatmaps.max() == 0 and np.all(np.isfinite(cam.heatmaps))
+
+
+def test_unknown_cam_method_is_a_user_error():
+    model, _ = flatten_dense_model()
+    with pytest.raises(ConvscopeError, match=r"'gradcam\+\+' is unknown.*auto, gradcam, hirescam"):
+        compute_grad_cam(model, random_images(1, (6, 6, 1)), method="gradcam++")
+    result = inspect(model, random_images(1, (6, 6, 1)), grad_cam_method="gradcam")
+    assert result.grad_cam.method == "gradcam" and result.grad_cam.method_reason == "gradcam, as asked"
+
+
+def one_hot_image(shape, row, column):
+    image = np.zeros((1, *shape), np.float32)
+    image[0, row, column] = 1.0
+    return image
+
+
+def test_heatmap_of_valid_convolutions_lands_on_the_bright_pixel():
+    # Two 3x3 'valid' convolutions that copy their centre pixel: the 8x8 map is the
+    # 12x12 image without its 2-pixel frame, cell (i, j) = pixel (i + 2, j + 2).
+    # Stretching 8 cells over 12 pixels would put the peak of pixel (2, 9) at (1, 10).
+    centre = np.zeros((3, 3, 1, 1), np.float32)
+    centre[1, 1] = 1.0
+    model = keras.Sequential(
+        [
+            keras.Input((12, 12, 1)),
+            layers.Conv2D(1, 3, use_bias=False, name="copy1"),
+            layers.Conv2D(1, 3, use_bias=False, name="copy2"),
+            layers.Flatten(),
+            layers.Dense(2, activation="softmax", name="head"),
+        ]
+    )
+    for name in ("copy1", "copy2"):
+        model.get_layer(name).kernel.assign(centre)
+    head = model.get_layer("head")
+    head.kernel.assign(np.stack([np.ones(64), np.zeros(64)], axis=1).astype(np.float32))
+    for row, column in [(2, 9), (5, 7), (9, 2)]:
+        image = one_hot_image((12, 12, 1), row, column)
+        # The frame outside the cell centres repeats the edge cells.
+        expected = np.pad(image[0, 2:-2, 2:-2, 0], 2, mode="edge")
+        for method in ("gradcam", "hirescam"):
+            cam = compute_grad_cam(model, image, class_index=0, method=method)
+            assert cam.cell_centres == ((1.0, 2.0), (1.0, 2.0))
+            assert cam.heatmaps[0, row, column] == 1.0
+            np.testing.assert_allclose(cam.heatmaps[0], expected, atol=1e-6)
+    interior = compute_grad_cam(model, one_hot_image((12, 12, 1), 5, 7), class_index=0)
+    assert np.unravel_index(interior.heatmaps[0].argmax(), (12, 12)) == (5, 7) and interior.heatmaps[0].sum() == 1.0
+
+
+def test_cell_centres_are_the_receptive_field_centres():
+    # Linear layers with positive weights: the input pixels one cell depends on are
+    # its receptive field; the middle of that box is where the cell must sit.
+    inputs = keras.Input((40, 36, 1))
+    tensor = layers.Conv2D(2, 3, name="valid3")(inputs)
+    tensor = layers.AveragePooling2D(2, name="pool")(tensor)
+    tensor = layers.ZeroPadding2D(((2, 0), (1, 3)), name="pad")(tensor)
+    tensor = layers.Conv2D(2, (5, 4), strides=2, padding="same", name="same_strided")(tensor)
+    tensor = layers.Cropping2D(((1, 0), (0, 1)), name="crop")(tensor)
+    features = layers.Conv2D(2, 3, dilation_rate=2, padding="same", name="dilated")(tensor)
+    outputs = layers.Dense(3, activation="softmax")(layers.Flatten()(features))
+    model = keras.Model(inputs, outputs)
+    for layer in model.layers:
+        if isinstance(layer, layers.Conv2D):
+            layer.kernel.assign(np.full(layer.kernel.shape, 0.5, np.float32))
+    cam = compute_grad_cam(model, random_images(1, (40, 36, 1)), layer="dilated")
+    (row_stride, row_offset), (column_stride, column_offset) = cam.cell_centres
+    feature_model = keras.Model(inputs, features)
+    basis = np.eye(40 * 36, dtype=np.float32).reshape(-1, 40, 36, 1)
+    responses = keras.ops.convert_to_numpy(feature_model(basis))[..., 0]  # (pixels, h, w): each pixel's effect
+    height, width = responses.shape[1:]
+    checked = 0
+    for row in range(1, height - 1):
+        for column in range(1, width - 1):
+            rows, columns = np.nonzero(responses[:, row, column].reshape(40, 36) > 0)
+            if rows.min() == 0 or columns.min() == 0 or rows.max() == 39 or columns.max() == 35:
+                continue  # the field reaches past the image: its visible part is off-centre
+            assert (rows.min() + rows.max()) / 2 == row_stride * row + row_offset
+            assert (columns.min() + columns.max()) / 2 == column_stride * column + column_offset
+            checked += 1
+    assert checked >= 4
+
+
+def test_stretch_is_kept_for_same_convolutions_and_unknown_geometry():
+    # 'same' stride-1 layers centre cell i on pixel i: the stretch of the old resize, unchanged.
+    cam = compute_grad_cam(functional_with_skip(), random_images(2, (12, 12, 3)))
+    assert cam.cell_centres == ((1.0, 0.0), (1.0, 0.0))
+    np.testing.assert_allclose(cam.heatmaps, inspect_module._normalise(cam.coarse_heatmaps), atol=1e-6)
+    # Upsampling has no receptive-field centre: the map is stretched over the input.
+    model = keras.Sequential(
+        [keras.Input((8, 8, 1)), layers.Conv2D(2, 3), layers.UpSampling2D(name="up"), layers.Flatten(), layers.Dense(2)]
+    )
+    images = random_images(2, (8, 8, 1))
+    cam = compute_grad_cam(model, images, layer="up", method="hirescam")
+    assert cam.cell_centres is None and cam.coarse_heatmaps.shape == (2, 12, 12)
+    np.testing.assert_allclose(cam.heatmaps, inspect_module._normalise(_resize_bilinear(cam.coarse_heatmaps, 8, 8)), atol=1e-6)
+
+
 def test_saliency_of_linear_model_is_the_class_weights():
     # logit_c = x . W[:, c] + b: the gradient with respect to the image is W[:, c] itself.
     model = keras.Sequential([keras.Input((4, 3, 2)), layers.Flatten(), layers.Dense(3, activation="softmax")])

@@ -391,15 +391,16 @@ def _explained_panels(result, maps: np.ndarray, class_indices, class_names, ax, 
 
 
 def plot_grad_cam(result, class_names=None, ax=None):
-    """Grad-CAM heatmaps over the inputs, with the predicted and explained class named.
+    """Grad-CAM (or HiResCAM) heatmaps over the inputs, with the method, predicted and explained class named.
 
     Example:
         >>> plot_grad_cam(result, class_names=[str(d) for d in range(10)])
     """
     cam = result.grad_cam
+    method = {"gradcam": "Grad-CAM", "hirescam": "HiResCAM"}[cam.method]
     return _explained_panels(
         result, cam.heatmaps, cam.class_indices, class_names, ax,
-        f"Grad-CAM of {cam.layer_name}\nscore: {cam.score_source}", overlay=True, colormap=HEATMAP,
+        f"{method} of {cam.layer_name}\nscore: {cam.score_source}", overlay=True, colormap=HEATMAP,
     )
 
 
