@@ -697,7 +697,8 @@ def compute_grad_cam(model, images: np.ndarray, class_index=None, layer: str | N
       Flatten -> Dense), 2 epochs on MNIST, first 100 test images, share of the
       heatmap's mass inside the digit's bounding box, all-zero maps counted as 0:
       HiResCAM 0.886 (no all-zero map), Grad-CAM 0.711 (11 all-zero maps, 10 of
-      them 9s); a uniform map would score 0.383.
+      them 9s); a uniform map would score 0.383. On mnist_convnet (1 epoch) the
+      same: HiResCAM 0.843, Grad-CAM 0.583 (11 all-zero maps).
 
     The coarse map is resampled to the input with each cell at its receptive-field
     centre (``GradCam.cell_centres``), or stretched over the input where the
