@@ -429,7 +429,10 @@ def train(config: Config, model: keras.Model | None = None, dataset=None, resume
         best_weights = keras.saving.load_model(run.model_path, safe_mode=True).get_weights()
 
     has_validation = len(dataset.y_val) > 0
-    validation = (dataset.x_val, dataset.y_val) if has_validation else None
+    # Backend tensors made once: fit() given NumPy arrays converts the whole set again at every
+    # epoch's call (full MNIST, 0.19 GB: 2.3 s -> 1.0 s of fixed cost per epoch, 2 loaded cores).
+    x_train, y_train = keras.ops.convert_to_tensor(dataset.x_train), keras.ops.convert_to_tensor(dataset.y_train)
+    validation = (keras.ops.convert_to_tensor(dataset.x_val), keras.ops.convert_to_tensor(dataset.y_val)) if has_validation else None
     monitor_key = "val_loss" if has_validation else "loss"
     interactive = sys.stdout.isatty()
     started = time.perf_counter()
@@ -437,14 +440,14 @@ def train(config: Config, model: keras.Model | None = None, dataset=None, resume
         for epoch in range(loop["epoch"], config.train.epochs):
             if loop["stopped_early"]:
                 break
-            order = np.random.default_rng([config.train.seed, epoch]).permutation(len(dataset.y_train))
+            order = keras.ops.convert_to_tensor(np.random.default_rng([config.train.seed, epoch]).permutation(len(dataset.y_train)))
             reset_random_state(model, config.train.seed, epoch)
             monitor = EpochMonitor(epoch, config.train.epochs, steps_per_epoch, interactive)
             guard.monitor = monitor
             monitor.interrupt_requested = guard.requested
             epoch_start = time.perf_counter()
             logs = model.fit(
-                dataset.x_train[order], dataset.y_train[order], batch_size=config.train.batch_size,
+                keras.ops.take(x_train, order, axis=0), keras.ops.take(y_train, order, axis=0), batch_size=config.train.batch_size,
                 epochs=epoch + 1, initial_epoch=epoch, shuffle=False, validation_data=validation,
                 callbacks=[monitor], verbose=0,
             ).history

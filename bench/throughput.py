@@ -1,0 +1,216 @@
+"""Training and inference images/s: `convscope train` vs a bare `model.fit` vs PyTorch eager.
+
+    python bench/throughput.py                            # cnn_2conv and mnist_convnet, full MNIST, batch 128
+    python bench/throughput.py --models mnist_convnet --epochs 2 --repeats 5
+    python bench/throughput.py --limit-train 20000        # quicker, fixed costs weigh more
+
+Needs PyTorch for the third column (`pip install torch`, CPU wheel); without it
+that column is skipped. For each model, side by side in one process, repeats
+interleaved (the order of the three rotates each repeat) and medians reported:
+  convscope  ``convscope.train.train`` with the same arrays (val_split 0, no
+             validation), constant Adam 1e-3, --epochs epochs: images / seconds
+             of its epoch loop (per-epoch shuffling, NaN and Ctrl-C checks,
+             checkpoints and history written after every epoch);
+  keras      a fresh copy of the same Keras model, compiled alike, one
+             ``model.fit(x, y, epochs=E, shuffle=True)`` call: images / seconds;
+  torch      the same layers in PyTorch eager (NCHW), Adam 1e-3, cross-entropy,
+             a seeded permutation per epoch, accuracy counted as Keras does.
+Both timings include the first step's tracing or warm-up. Inference: the
+trained Keras model's ``predict`` and the torch model under ``inference_mode``
+on the 10,000 test images, batch --predict-batch-size.
+Targets: convscope / keras >= 0.97; keras-based training >= 1.4x torch.
+The machine may be shared: the load average is printed with the figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+import convscope  # noqa: F401  (sets the Keras backend before keras is imported)
+import keras
+
+from convscope.backend import seed_everything
+from convscope.config import config_from_dict
+from convscope.data import load_dataset
+from convscope.models import create_model
+from convscope.train import train
+
+OVERHEAD_TARGET = 0.97  # convscope train images/s over bare model.fit images/s
+TORCH_TARGET = 1.4  # Keras (TensorFlow) training images/s over PyTorch eager images/s
+LEARNING_RATE = 1e-3
+
+
+def default_data_dir() -> str:
+    return os.environ.get("CONVSCOPE_DATA") or str(Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "mnist")
+
+
+# --------------------------------------------------------------------------- the three ways to train
+
+
+def time_convscope(name: str, data, epochs: int, batch_size: int, seed: int, out: str) -> tuple[float, keras.Model]:
+    """Seconds of convscope's epoch loop (metrics last_session_seconds) and the trained model."""
+    config = config_from_dict({
+        "data": {"dataset": "mnist", "val_split": 0.0},
+        "model": {"name": name},
+        "train": {"epochs": epochs, "batch_size": batch_size, "learning_rate": LEARNING_RATE, "schedule": "constant", "seed": seed},
+        "run": {"out": out, "name": f"{name}-{seed}-{time.time_ns()}"},
+    })
+    result = train(config, dataset=data)
+    return result.metrics["last_session_seconds"], result.model
+
+
+def time_keras(name: str, data, epochs: int, batch_size: int, seed: int) -> float:
+    """Seconds of one bare model.fit call over ``epochs`` on a freshly compiled model."""
+    seed_everything(seed)
+    model = create_model(name, data.input_shape, data.num_classes)
+    model.compile(optimizer=keras.optimizers.Adam(LEARNING_RATE), loss=keras.losses.SparseCategoricalCrossentropy(), metrics=["accuracy"])
+    started = time.perf_counter()
+    model.fit(data.x_train, data.y_train, batch_size=batch_size, epochs=epochs, shuffle=True, verbose=0)
+    return time.perf_counter() - started
+
+
+def create_torch_model(name: str):
+    """The zoo architecture in PyTorch layers (NCHW; the flatten order differs, the arithmetic does not)."""
+    from torch import nn
+
+    if name == "cnn_2conv":
+        return nn.Sequential(
+            nn.Conv2d(1, 32, 3), nn.ReLU(), nn.Conv2d(32, 64, 3), nn.ReLU(), nn.MaxPool2d(2), nn.Dropout(0.25),
+            nn.Flatten(), nn.Linear(12 * 12 * 64, 128), nn.ReLU(), nn.Dropout(0.5), nn.Linear(128, 10),
+        )
+    if name == "mnist_convnet":
+        return nn.Sequential(
+            nn.Conv2d(1, 32, 3), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(32, 64, 3), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Flatten(), nn.Dropout(0.5), nn.Linear(5 * 5 * 64, 10),
+        )
+    raise SystemExit(f"no PyTorch version of {name}; choose cnn_2conv or mnist_convnet")
+
+
+def time_torch(name: str, x_train, y_train, epochs: int, batch_size: int, seed: int):
+    """Seconds of an eager PyTorch training loop over ``epochs``, and the trained model."""
+    import torch
+
+    torch.manual_seed(seed)
+    model = create_torch_model(name)
+    optimizer = torch.optim.Adam(model.parameters(), lr=LEARNING_RATE)
+    loss_function = torch.nn.CrossEntropyLoss()
+    model.train()
+    started = time.perf_counter()
+    for epoch in range(epochs):
+        order = torch.from_numpy(np.random.default_rng([seed, epoch]).permutation(len(y_train)))
+        correct = torch.zeros((), dtype=torch.int64)
+        for start in range(0, len(order), batch_size):
+            index = order[start : start + batch_size]
+            images, labels = x_train[index], y_train[index]
+            optimizer.zero_grad(set_to_none=True)
+            logits = model(images)
+            loss = loss_function(logits, labels)
+            loss.backward()
+            optimizer.step()
+            correct += (logits.detach().argmax(1) == labels).sum()
+        if not torch.isfinite(loss):
+            raise RuntimeError("torch loss diverged")
+    return time.perf_counter() - started, model
+
+
+# --------------------------------------------------------------------------- inference
+
+
+def time_keras_predict(model: keras.Model, x_test, batch_size: int) -> float:
+    started = time.perf_counter()
+    model.predict(x_test, batch_size=batch_size, verbose=0)
+    return time.perf_counter() - started
+
+
+def time_torch_predict(model, x_test, batch_size: int) -> float:
+    import torch
+
+    model.eval()
+    started = time.perf_counter()
+    with torch.inference_mode():
+        for start in range(0, len(x_test), batch_size):
+            torch.softmax(model(x_test[start : start + batch_size]), dim=1)
+    return time.perf_counter() - started
+
+
+# --------------------------------------------------------------------------- main
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("--data-dir", default=default_data_dir(), help="folder with the MNIST IDX files")
+    parser.add_argument("--models", default="cnn_2conv,mnist_convnet", help="comma-separated zoo names")
+    parser.add_argument("--epochs", type=int, default=2, help="epochs per timed training run")
+    parser.add_argument("--batch-size", type=int, default=128, help="training batch size")
+    parser.add_argument("--predict-batch-size", type=int, default=256, help="inference batch size")
+    parser.add_argument("--repeats", type=int, default=3, help="interleaved runs of each; the median is reported")
+    parser.add_argument("--limit-train", type=int, default=0, help="train on the first N images only (0: all 60,000)")
+    args = parser.parse_args()
+
+    try:
+        import torch
+
+        torch.set_num_threads(os.cpu_count())
+    except ImportError:
+        torch = None
+        print("PyTorch is not installed: the torch column is skipped (pip install torch)")
+
+    data = load_dataset("mnist", data_dir=args.data_dir, allow_download=False, val_split=0.0, limit_train=args.limit_train)
+    data = dataclasses.replace(data, x_test=data.x_test[:0], y_test=data.y_test[:0])  # train() would evaluate on it
+    x_test = load_dataset("mnist", data_dir=args.data_dir, allow_download=False, val_split=0.0).x_test
+    images = len(data.y_train) * args.epochs
+    if torch is not None:
+        torch_x_train = torch.from_numpy(np.ascontiguousarray(data.x_train.transpose(0, 3, 1, 2)))
+        torch_y_train = torch.from_numpy(data.y_train)
+        torch_x_test = torch.from_numpy(np.ascontiguousarray(x_test.transpose(0, 3, 1, 2)))
+
+    print(
+        f"{len(data.y_train)} training images x {args.epochs} epochs, batch {args.batch_size}, {args.repeats} repeats interleaved; "
+        f"{os.cpu_count()} cores, load average before {' '.join(f'{value:.1f}' for value in os.getloadavg())}; "
+        f"keras {keras.__version__} ({keras.backend.backend()})" + (f", torch {torch.__version__}" if torch else "")
+    )
+    methods = ["convscope", "keras"] + (["torch"] if torch is not None else [])
+    names = [name.strip() for name in args.models.split(",") if name.strip()]
+    train_seconds = {(name, method): [] for name in names for method in methods}
+    predict_seconds = {(name, method): [] for name in names for method in ("keras", "torch") if method in methods}
+    with tempfile.TemporaryDirectory(prefix="convscope-bench-") as out:
+        for repeat in range(args.repeats):
+            for name in names:
+                rotated = methods[repeat % len(methods):] + methods[: repeat % len(methods)]
+                for method in rotated:
+                    if method == "convscope":
+                        seconds, keras_model = time_convscope(name, data, args.epochs, args.batch_size, repeat, out)
+                        predict_seconds[(name, "keras")].append(time_keras_predict(keras_model, x_test, args.predict_batch_size))
+                    elif method == "keras":
+                        seconds = time_keras(name, data, args.epochs, args.batch_size, repeat)
+                    else:
+                        seconds, torch_model = time_torch(name, torch_x_train, torch_y_train, args.epochs, args.batch_size, repeat)
+                        predict_seconds[(name, "torch")].append(time_torch_predict(torch_model, torch_x_test, args.predict_batch_size))
+                    train_seconds[(name, method)].append(seconds)
+                    print(f"  repeat {repeat + 1} {name:14s} {method:9s} {images / seconds:7,.0f} images/s ({seconds:.1f} s)", flush=True)
+
+    print(f"\nMedians ({args.repeats} repeats), load average after {' '.join(f'{value:.1f}' for value in os.getloadavg())}:")
+    for name in names:
+        rate = {method: images / statistics.median(train_seconds[(name, method)]) for method in methods}
+        line = f"{name:14s} train images/s: " + ", ".join(f"{method} {rate[method]:,.0f}" for method in methods)
+        line += f"; convscope/keras {rate['convscope'] / rate['keras']:.3f} (target >= {OVERHEAD_TARGET})"
+        if "torch" in rate:
+            line += f"; keras/torch {rate['keras'] / rate['torch']:.2f}x, convscope/torch {rate['convscope'] / rate['torch']:.2f}x (target >= {TORCH_TARGET}x)"
+        print(line)
+        inference = {method: len(x_test) / statistics.median(seconds) for (model, method), seconds in predict_seconds.items() if model == name}
+        line = f"{name:14s} inference images/s (batch {args.predict_batch_size}): " + ", ".join(f"{method} {value:,.0f}" for method, value in inference.items())
+        if "torch" in inference:
+            line += f"; keras/torch {inference['keras'] / inference['torch']:.2f}x"
+        print(line)
+
+
+if __name__ == "__main__":
+    main()
