@@ -747,7 +747,8 @@ ARCHIVES = {
     "npz-absurd-size": (lambda d: zip_declaring(valid_npz(d / "data.npz"), "x_train.npy", 10**12), "declared size of 1000000000000 bytes"),
     "keras-dotdot": (lambda d: zip_with_member(keras_file(d / "model.keras"), zipfile.ZipInfo("assets/../../escape")), "'..' path component"),
     "keras-symlink": (lambda d: zip_with_member(keras_file(d / "model.keras"), symlink_info("assets/link")), "a link"),
-    "keras-absurd-size": (lambda d: zip_declaring(keras_file(d / "model.keras"), "config.json", 10**12), "declared size of 1000000000000 bytes"),
+    "keras-absurd-size": (lambda d: zip_declaring(keras_file(d / "model.keras"), "model.weights.h5", 10**12), "declared size of 1000000000000 bytes"),
+    "keras-config-size": (lambda d: zip_declaring(keras_file(d / "model.keras"), "config.json", 10**8), "declared size of 100000000 bytes"),
 }
 
 

@@ -201,7 +201,10 @@ def _check_keras_archive(path: Path) -> None:
             check_zip_members(archive, path, MAX_MEMBER_BYTES, fix)
             declared = archive.getinfo("config.json").file_size
             if declared > MAX_CONFIG_BYTES:
-                raise ConvscopeError(f"{path}: config.json declares {declared} bytes (limit {MAX_CONFIG_BYTES}); refused before reading it; {fix}")
+                raise ConvscopeError(
+                    f"{path}: member 'config.json' has a declared size of {declared} bytes (limit {MAX_CONFIG_BYTES}); "
+                    f"refused before reading anything; {fix}"
+                )
             config = json.loads(archive.read("config.json"))
         items = list(_config_objects(config))
     except ConvscopeError:
