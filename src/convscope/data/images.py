@@ -78,7 +78,7 @@ def read_header(path: str | os.PathLike) -> ImageHeader | None:
     except UnidentifiedImageError:
         return None
     except OSError as error:
-        raise ConvscopeError(f"{path}: cannot read ({describe_error(error)}); expected a readable image file") from None
+        raise ConvscopeError(f"{path}: cannot read ({describe_error(error)}); expected a complete image file; re-export it or remove it") from None
 
 
 def _to_mode(image: Image.Image, color_mode: str) -> Image.Image:
@@ -101,7 +101,7 @@ def _decode(path: Path, height: int, width: int, color_mode: str) -> np.ndarray 
         except UnidentifiedImageError:
             return None
         except OSError as error:
-            raise ConvscopeError(f"{path}: cannot read ({describe_error(error)}); expected a readable image file") from None
+            raise ConvscopeError(f"{path}: cannot read ({describe_error(error)}); expected a complete image file; re-export it or remove it") from None
         try:
             with image:
                 converted = _to_mode(image, color_mode)
