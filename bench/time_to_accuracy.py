@@ -2,6 +2,7 @@
 
     python bench/time_to_accuracy.py                       # fast + the three lesson recipes, seeds 0, 1, 2
     python bench/time_to_accuracy.py --recipes fast --seeds 5
+    python bench/time_to_accuracy.py --lesson-seeds 1     # the lessons' long recipes on seed 0 only
     python bench/time_to_accuracy.py --data-dir /path/to/mnist
 
 Each run is ``convscope.train.train`` on a config resolved exactly as
@@ -73,6 +74,7 @@ def main() -> None:
     parser.add_argument("--data-dir", default=default_data_dir(), help="folder with the MNIST IDX files")
     parser.add_argument("--recipes", default=",".join(RECIPES), help=f"comma-separated, from {', '.join(RECIPES)}")
     parser.add_argument("--seeds", type=int, default=3, help="seeds 0..N-1 of each recipe")
+    parser.add_argument("--lesson-seeds", type=int, default=0, help="seeds 0..N-1 of the lessons' recipes (0: as --seeds)")
     args = parser.parse_args()
     recipes = [name.strip() for name in args.recipes.split(",") if name.strip()]
     unknown = [name for name in recipes if name not in RECIPES]
@@ -84,6 +86,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="convscope-bench-") as out:
         for seed in range(args.seeds):
             for name in recipes:
+                if name != "fast" and args.lesson_seeds and seed >= args.lesson_seeds:
+                    continue
                 result = run_recipe(name, seed, args.data_dir, out)
                 results[name].append(result)
                 print(
@@ -92,7 +96,7 @@ def main() -> None:
                     flush=True,
                 )
 
-    print(f"\nOver seeds 0..{args.seeds - 1}, load average after {' '.join(f'{value:.1f}' for value in os.getloadavg())}:")
+    print(f"\nOver the seeds run, load average after {' '.join(f'{value:.1f}' for value in os.getloadavg())}:")
     print(f"{'recipe':16s} {'model':16s} {'train s mean':>12s} {'median':>7s} {'min':>6s} {'test acc mean':>13s} {'min':>7s}")
     for name, runs in results.items():
         seconds = [run["train_seconds"] for run in runs]
@@ -101,6 +105,10 @@ def main() -> None:
             f"{name:16s} {runs[0]['model']:16s} {statistics.mean(seconds):12.1f} {statistics.median(seconds):7.1f} {min(seconds):6.1f} "
             f"{statistics.mean(accuracies):13.4f} {min(accuracies):7.4f}"
         )
+    for name, runs in results.items():
+        if name != "fast" and "fast" in results:
+            ratios = [results["fast"][seed]["train_seconds"] / run["train_seconds"] for seed, run in enumerate(runs)]
+            print(f"fast / {name} training time, same seeds side by side: {', '.join(f'{ratio:.3f}' for ratio in ratios)}")
     if "fast" in results:
         seconds = statistics.median(run["train_seconds"] for run in results["fast"])
         accuracies = [run["test_accuracy"] for run in results["fast"]]
