@@ -4,6 +4,9 @@
     convscope train --dataset mnist --data-dir ../shared/data/mnist --model cnn_2conv --epochs 3
     convscope evaluate runs/mnist-cnn_2conv-20260101-120000
     convscope summary cnn_2conv --dataset mnist-sample
+    convscope sweep --models mlp_512,cnn_2conv --dataset mnist --data-dir ../shared/data/mnist --epochs 3
+    convscope compare 'runs/sweep-mnist/*'
+    convscope predict runs/mnist-demo digit.png --json
 
 Exit codes: 0 success, 2 bad input (one line on stderr naming the file or value
 and the fix), 130 interrupted by Ctrl-C after saving a resumable state.

@@ -407,12 +407,17 @@ def train(config: Config, model: keras.Model | None = None, dataset=None, resume
     from convscope.data import load_dataset
     from convscope.models import create_model, load_model
 
-    if dataset is None:  # before the run folder: bad data leaves no empty folder behind
+    # Data and model before the run folder: a bad dataset or model name leaves no empty folder behind.
+    if dataset is None:
         dataset = load_dataset(config.data, seed=config.train.seed)
-    run = prepare_run_folder(config, resume)
     if len(dataset.y_train) == 0:
         raise ConvscopeError(f"{config.data.dataset}: no training images; check the dataset and --limit-train")
     seed_everything(config.train.seed)
+    if model is not None:
+        config.model.name = f"python:{model.name}"  # built in Python: config.yaml can name it, not rebuild it
+    if model is not None or not resume:  # a resumed run takes its model from the checkpoint
+        model = create_model(model if model is not None else config.model.name, dataset.input_shape, dataset.num_classes)
+    run = prepare_run_folder(config, resume)
     current = fingerprint(config, dataset)
     steps_per_epoch = math.ceil(len(dataset.y_train) / config.train.batch_size)
 
@@ -432,9 +437,8 @@ def train(config: Config, model: keras.Model | None = None, dataset=None, resume
     else:
         if resume:
             print(f"Resuming {run.path}: no complete epoch was saved, starting from epoch 1")
-        if model is not None:
-            config.model.name = f"python:{model.name}"  # built in Python: config.yaml can name it, not rebuild it
-        model = create_model(model if model is not None else config.model.name, dataset.input_shape, dataset.num_classes)
+            if model is None:
+                model = create_model(config.model.name, dataset.input_shape, dataset.num_classes)
         compile_model(model, config, steps_per_epoch)
         save_config(config, run.config_path)
         write_json(run.environment_path, describe_environment(config))
