@@ -65,6 +65,12 @@ def load_predictions(run: RunFolder) -> dict[str, np.ndarray] | None:
         return {key: archive[key] for key in archive.files}
 
 
+def _open_stage(run_dir: str | Path, model, dataset) -> tuple[RunFolder, object, object]:
+    """The run folder, and its model and dataset unless the caller already has them in memory."""
+    run = open_run(run_dir)
+    return run, model if model is not None else run.load_model(), dataset if dataset is not None else run.load_dataset()
+
+
 def evaluate_run(run_dir: str | Path, model=None, dataset=None):
     """Evaluate a run's best model on its test set; write metrics, predictions and figures.
 
@@ -80,9 +86,7 @@ def evaluate_run(run_dir: str | Path, model=None, dataset=None):
     from convscope.plots.evaluation import save_evaluation_figures
 
     started = time.perf_counter()
-    run = open_run(run_dir)
-    model = model if model is not None else run.load_model()
-    dataset = dataset if dataset is not None else run.load_dataset()
+    run, model, dataset = _open_stage(run_dir, model, dataset)
     result = evaluate(model, dataset.x_test, dataset.y_test, class_names=dataset.class_names)
     save_predictions(run, result)
     run.update_metrics({"evaluation": result.to_metrics()})
@@ -127,9 +131,7 @@ def inspect_run(run_dir: str | Path, images: list[int] | None = None, layers: li
     from convscope.plots.inspection import save_inspection_figures
 
     started = time.perf_counter()
-    run = open_run(run_dir)
-    model = model if model is not None else run.load_model()
-    dataset = dataset if dataset is not None else run.load_dataset()
+    run, model, dataset = _open_stage(run_dir, model, dataset)
     images = images if images is not None else choose_inspect_images(run)
     bad = [i for i in images if not 0 <= i < len(dataset.y_test)]
     if bad:
