@@ -326,9 +326,7 @@ def check_predictions(probabilities: np.ndarray, labels: np.ndarray) -> tuple[np
     probabilities = probabilities.astype(np.float32)
     if not np.all(np.isfinite(probabilities)):
         raise ConvscopeError("model outputs contain NaN or infinity; expected finite scores; the model diverged, retrain it with a lower learning rate")
-    if probabilities.min() < 0 or np.abs(probabilities.sum(axis=1) - 1).max() > PROBABILITY_TOLERANCE:
-        probabilities = softmax(probabilities)
-    return probabilities, labels
+    return to_probabilities(probabilities), labels
 
 
 def check_class_names(class_names: Sequence[str] | None, num_classes: int) -> list[str]:
@@ -342,6 +340,18 @@ def check_class_names(class_names: Sequence[str] | None, num_classes: int) -> li
             f"expected one name per output; pass {num_classes} names or none"
         )
     return names
+
+
+def to_probabilities(outputs: np.ndarray) -> np.ndarray:
+    """Model outputs as float32 probabilities: softmax applied when the rows are logits.
+
+    Rows with a negative value, or not summing to 1 within PROBABILITY_TOLERANCE, are logits.
+    The one rule every stage uses (evaluate, inspect, predict).
+    """
+    outputs = np.asarray(outputs, dtype=np.float32)
+    if outputs.min() < 0 or np.abs(outputs.sum(axis=1) - 1).max() > PROBABILITY_TOLERANCE:
+        return softmax(outputs)
+    return outputs
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:

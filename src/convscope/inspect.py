@@ -27,6 +27,7 @@ import numpy as np
 
 from convscope.backend import forward_with_gradients
 from convscope.errors import ConvscopeError
+from convscope.evaluate import to_probabilities
 from convscope.models import ensure_built
 from convscope.plots.common import display_image
 
@@ -317,14 +318,6 @@ def _score_head(graph: _LayerGraph):
     return graph.output, None, f"model output ({last.name})"
 
 
-def _as_probabilities(outputs: np.ndarray) -> np.ndarray:
-    """Model outputs as probabilities: softmax applied when rows are logits."""
-    if np.all(outputs >= 0) and np.allclose(outputs.sum(axis=1), 1.0, atol=1e-3):
-        return outputs
-    shifted = np.exp(outputs - outputs.max(axis=1, keepdims=True))
-    return shifted / shifted.sum(axis=1, keepdims=True)
-
-
 # ---------------------------------------------------------------- network numbers
 
 
@@ -472,7 +465,7 @@ def _run_network(graph: _LayerGraph, images: np.ndarray, activation_layers, grad
     feature_index = None if cam_layer is None else index[id(graph.outputs_of[cam_layer.name])]
     outputs, input_gradient, feature_gradient = forward_with_gradients(probe_model, images, score_function, feature_index)
 
-    probabilities = _as_probabilities(outputs[index[id(graph.output)]])
+    probabilities = to_probabilities(outputs[index[id(graph.output)]])
     classes = chosen if class_index is not None else probabilities.argmax(axis=1)
     activations = [
         LayerActivation(layer.name, type(layer).__name__, _channels_last(outputs[index[id(graph.outputs_of[layer.name])]]))

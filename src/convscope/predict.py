@@ -161,14 +161,12 @@ def prepare_images(paths: list[Path], spec: InputSpec) -> tuple[np.ndarray, np.n
 
 def to_probabilities(outputs: np.ndarray) -> np.ndarray:
     """Model outputs as probabilities: softmax when rows are logits (the rule evaluate uses)."""
-    from convscope.evaluate import PROBABILITY_TOLERANCE, softmax
+    from convscope.evaluate import to_probabilities as evaluate_rule
 
     outputs = np.asarray(outputs, dtype=np.float32)
     if outputs.ndim != 2:
         raise ConvscopeError(f"model outputs have shape {outputs.shape}; expected (N, num_classes) class scores from a classifier")
-    if outputs.min() < 0 or np.abs(outputs.sum(axis=1) - 1).max() > PROBABILITY_TOLERANCE:
-        return softmax(outputs)
-    return outputs
+    return evaluate_rule(outputs)
 
 
 def predict_images(run_dir: str | Path, images: list[str | Path], top_k: int = 3) -> PredictionResult:
