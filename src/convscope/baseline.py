@@ -47,7 +47,7 @@ import numpy as np
 
 from convscope.config import Config, save_config
 from convscope.errors import ConvscopeError
-from convscope.fileio import atomic_path, write_json
+from convscope.fileio import write_json, write_npz
 from convscope.runfolder import RunFolder
 
 logger = logging.getLogger(__name__)
@@ -235,10 +235,7 @@ def save_estimator_arrays(estimator, path: Path) -> Path:
         arrays = {"coef": estimator.coef_, "intercept": estimator.intercept_}
     arrays["classes"] = np.asarray(estimator.classes_)
     arrays["estimator"] = np.array(type(estimator).__name__)
-    with atomic_path(path) as tmp:
-        with open(tmp, "wb") as handle:
-            np.savez_compressed(handle, **arrays)
-    return path
+    return write_npz(path, **arrays)
 
 
 # --------------------------------------------------------------------------- training

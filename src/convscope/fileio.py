@@ -75,6 +75,16 @@ def write_text(path: str | os.PathLike, text: str) -> Path:
     return write_bytes(path, text.encode("utf-8"))
 
 
+def write_npz(path: str | os.PathLike, **arrays) -> Path:
+    """Write numpy arrays as a compressed .npz atomically (numeric and str arrays: no pickles)."""
+    import numpy as np
+
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as handle:
+            np.savez_compressed(handle, **arrays)
+    return Path(path)
+
+
 def write_json(path: str | os.PathLike, obj) -> Path:
     """Write ``obj`` as indented JSON atomically (numpy scalars and arrays become lists)."""
     return write_text(path, json.dumps(obj, indent=2, default=_json_default) + "\n")

@@ -20,7 +20,7 @@ import numpy as np
 
 from convscope.config import Config
 from convscope.errors import ConvscopeError
-from convscope.fileio import atomic_path
+from convscope.fileio import write_json, write_npz
 from convscope.runfolder import RunFolder, open_run
 
 DEFAULT_INSPECT_IMAGES = 2  # the report shows one right and one wrong prediction
@@ -37,8 +37,6 @@ class RunResult:
 
 
 def _record_stage_time(run: RunFolder, stage: str, seconds: float) -> None:
-    from convscope.fileio import write_json
-
     environment = run.read_json(run.environment_path)
     environment.setdefault("stage_seconds", {})[stage] = round(seconds, 2)
     write_json(run.environment_path, environment)
@@ -46,15 +44,12 @@ def _record_stage_time(run: RunFolder, stage: str, seconds: float) -> None:
 
 def save_predictions(run: RunFolder, result) -> Path:
     """Write predictions.npz: test probabilities, labels and class names (no pickled objects)."""
-    with atomic_path(run.predictions_path) as tmp:
-        with open(tmp, "wb") as handle:
-            np.savez_compressed(
-                handle,
-                probabilities=result.probabilities.astype(np.float32),
-                labels=result.labels.astype(np.int64),
-                class_names=np.array(result.class_names, dtype=str),
-            )
-    return run.predictions_path
+    return write_npz(
+        run.predictions_path,
+        probabilities=result.probabilities.astype(np.float32),
+        labels=result.labels.astype(np.int64),
+        class_names=np.array(result.class_names, dtype=str),
+    )
 
 
 def load_predictions(run: RunFolder) -> dict[str, np.ndarray] | None:
