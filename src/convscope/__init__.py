@@ -12,13 +12,12 @@ module's name (train, evaluate, inspect): `convscope.evaluate` is always the
 function; reach the module's other names with `from convscope.evaluate import ...`.
 """
 
-import os
 import sys
 import types
 
-# TensorFlow is the default backend (fastest here on CPU); a user's choice wins.
-os.environ.setdefault("KERAS_BACKEND", "tensorflow")
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # hide TensorFlow's start-up banner
+from convscope import startup
+
+startup.apply()  # before anything imports Keras: backend, oneDNN, quiet TensorFlow start-up
 
 __version__ = "0.1.0"
 
