@@ -45,6 +45,8 @@ def batches(x, y, batch_size: int):
 
 
 class ArrayBatches(keras.utils.PyDataset):
+    """(x, y) slices in order, for backends other than TensorFlow."""
+
     def __init__(self, x, y, batch_size: int):
         super().__init__()
         self.x, self.y, self.batch_size = x, y, batch_size
