@@ -30,6 +30,7 @@ from convscope.report import (
     inline_png,
 )
 from convscope.runfolder import open_run
+from conftest import fit_notebook_model
 
 BUILD_LINE = "Built by convscope"
 
@@ -346,19 +347,7 @@ def test_report_stage_again_changes_only_the_build_time(trained_run):
 
 @pytest.mark.slow
 def test_build_report_for_a_model_trained_with_plain_fit(tmp_path):
-    import keras
-
-    rng = np.random.default_rng(0)
-    x = rng.random((80, 12, 12, 1)).astype("float32")
-    y = rng.integers(0, 3, 80)
-    model = keras.Sequential([
-        keras.layers.Conv2D(4, 3, activation="relu"),
-        keras.layers.MaxPooling2D(),
-        keras.layers.Flatten(),
-        keras.layers.Dense(3, activation="softmax"),
-    ])
-    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
-    history = model.fit(x[:48], y[:48], epochs=1, batch_size=16, validation_split=0.25, verbose=0)
+    x, y, model, history = fit_notebook_model((12, 12, 1), num_classes=3, filters=4, epochs=1)
 
     path = build_report(model, (x[48:], y[48:]), history=history, class_names=["a", "b", "c"],
                         out=tmp_path / "notebook.html", train_data=(x[:48], y[:48]), title="My CNN")

@@ -11,10 +11,10 @@ import os
 import shutil
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from convscope.report import SECTIONS, build_report
+from conftest import fit_notebook_model
 
 CHROMIUM_FLAGS = [
     "--headless",
@@ -45,19 +45,8 @@ pytestmark = [
 @pytest.fixture(scope="module")
 def report_path(tmp_path_factory) -> Path:
     """A report of a small CNN with every kind of figure, built the notebook way."""
-    import keras
-
-    rng = np.random.default_rng(0)
-    x = rng.random((80, 16, 16, 3)).astype("float32")  # RGB, so the colour figures are drawn too
-    y = rng.integers(0, 4, 80)
-    model = keras.Sequential([
-        keras.layers.Conv2D(6, 3, activation="relu"),
-        keras.layers.MaxPooling2D(),
-        keras.layers.Flatten(),
-        keras.layers.Dense(4, activation="softmax"),
-    ])
-    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
-    history = model.fit(x[:48], y[:48], epochs=2, batch_size=16, validation_split=0.25, verbose=0)
+    # RGB, so the colour figures are drawn too
+    x, y, model, history = fit_notebook_model((16, 16, 3), num_classes=4, filters=6, epochs=2)
     folder = tmp_path_factory.mktemp("report")
     class_names = ["a class with a rather long name", "b", "c", "d"]  # long names must not widen the page
     return build_report(model, (x[48:], y[48:]), history=history, class_names=class_names,
