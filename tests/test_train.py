@@ -81,7 +81,7 @@ def test_nan_loss_names_epoch_and_batch_and_keeps_good_checkpoint(tmp_path, smal
     poisoned.x_train[200] = np.nan  # batch 4 of 64 images, in epoch 2's seeded order somewhere
     train(make_config(tmp_path, "nan", epochs=1, schedule="constant"), dataset=small_data)
     good = (tmp_path / "nan" / "model.keras").read_bytes()
-    with pytest.raises(ConvscopeError, match=r"epoch 2, batch \d+"):
+    with pytest.raises(ConvscopeError, match=r"epoch 2, (batch \d+|batches \d+-\d+)"):
         train(config, dataset=poisoned, resume=True)
     assert (tmp_path / "nan" / "model.keras").read_bytes() == good
     assert not (tmp_path / "nan" / "checkpoint" / "epoch-0002.keras").exists()
@@ -104,3 +104,35 @@ def test_onecycle_warms_up_then_anneals(tmp_path, small_data):
     result = train(make_config(tmp_path, "cycle", epochs=3, schedule="onecycle", learning_rate=0.01), dataset=small_data)
     rates = result.history["learning_rate"]
     assert rates[0] > rates[1] > rates[2] >= 0.0 and max(rates) <= 0.01
+
+
+def test_monitor_names_the_group_of_batches_a_nan_came_from():
+    from convscope.train import EpochMonitor
+
+    class Model:
+        stop_training = False
+
+    monitor = EpochMonitor(epoch=0, epochs=1, steps=12, interactive=False)
+    monitor.set_model(Model())
+    monitor.on_train_batch_end(7, {"loss": 0.5})  # Keras names a group of 8 by its last batch
+    assert monitor.bad_loss is None and not monitor.model.stop_training
+    monitor.on_train_batch_end(15, {"loss": float("nan")})  # 4 batches left: Keras counts past the end
+    assert monitor.bad_loss[0] == "batches 9-12" and monitor.model.stop_training
+    single = EpochMonitor(epoch=0, epochs=1, steps=12, interactive=False)
+    single.set_model(Model())
+    single.on_train_batch_end(0, {"loss": float("inf")})
+    assert single.bad_loss[0] == "batch 1"
+
+
+def test_optimizer_and_metrics_exist_before_the_first_step(tmp_path, small_data):
+    # Built before fit: TensorFlow would otherwise trace the first step twice (1 s per run).
+    from convscope.models import create_model
+    from convscope.train import build_training_state, compile_model
+
+    config = make_config(tmp_path)
+    model = create_model(config.model.name, small_data.input_shape, small_data.num_classes)
+    compile_model(model, config, steps_per_epoch=6)
+    assert not model.optimizer.built and not all(metric.variables for metric in model.metrics)
+    build_training_state(model, small_data.x_train[:1], small_data.y_train[:1])
+    assert model.optimizer.built and len(model.optimizer.variables) > 1
+    assert model.metrics and all(metric.variables for metric in model.metrics)  # the accuracy's too

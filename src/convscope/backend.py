@@ -59,6 +59,24 @@ class ArrayBatches(keras.utils.PyDataset):
         return self.x[chosen], self.y[chosen]
 
 
+def fused_batch_norm(x, scale, offset, epsilon: float):
+    """Batch normalization of channels-last images in training, as one kernel: ``(y, mean, variance)``.
+
+    ``mean`` and ``variance`` are the batch's, over every axis but the last (the variance
+    without Bessel's correction, as Keras keeps it); ``y`` is ``(x - mean) / sqrt(variance +
+    epsilon) * scale + offset``. Returns None where no fused kernel applies (not TensorFlow,
+    not 4-D, not float32): the caller then computes it the ordinary way.
+    """
+    if keras.backend.backend() != "tensorflow" or len(x.shape) != 4 or x.dtype != "float32":
+        return None
+    import tensorflow as tf
+
+    y, mean, variance = tf.compat.v1.nn.fused_batch_norm(x, scale, offset, epsilon=epsilon, is_training=True)
+    # The kernel returns the variance with Bessel's correction (n / (n - 1)); undo it.
+    count = tf.cast(tf.reduce_prod(tf.shape(x)[:-1]), variance.dtype)
+    return y, mean, variance * (count - 1.0) / count
+
+
 def describe_backend() -> dict:
     """Versions and device facts for environment.json."""
     info = {"backend": keras.backend.backend(), "keras": keras.__version__, "image_data_format": keras.config.image_data_format()}

@@ -51,6 +51,12 @@ HISTORY_COLUMNS = ("epoch", "loss", "accuracy", "val_loss", "val_accuracy", "lea
 CHECKPOINTS_KEPT = 2  # the newest, and one to fall back to if the newest is damaged
 REDUCE_LR_MIN_DELTA = 1e-4  # ReduceLROnPlateau's default: smaller val_loss gains count as no gain
 ONECYCLE_WARMUP_FRACTION = 0.2  # linear warm-up over the first 20% of steps, then cosine to 0
+# Batches per call into TensorFlow. Each call costs about 1.5 ms of Python and dispatch
+# here, 10-17% of a small model's step: 8 at a time, mnist_fast trained at 10,300 images/s
+# instead of 8,800 (mnist_convnet 3,740 instead of 3,500), with identical weights.
+# Callbacks (NaN checks, Ctrl-C, progress) then run once per 8 batches.
+STEPS_PER_EXECUTION = 8
+PROGRESS_SECONDS = 0.2  # the interactive progress line is redrawn at most this often
 ONECYCLE_START_DIVISOR = 25.0  # warm-up starts at peak/25, as in fastai's fit_one_cycle
 
 
@@ -202,7 +208,19 @@ def compile_model(model: keras.Model, config: Config, steps_per_epoch: int) -> N
         optimizer=create_optimizer(config, steps_per_epoch),
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=not outputs_probabilities(model)),
         metrics=["accuracy"],
+        steps_per_execution=STEPS_PER_EXECUTION,
     )
+
+
+def build_training_state(model: keras.Model, x, y) -> None:
+    """Create the optimizer's and the metrics' variables now, from one example's shapes.
+
+    Otherwise Keras (TensorFlow, no distribution strategy) creates them while tracing the
+    first training step, and TensorFlow traces a function that created variables a second
+    time: the first epoch of mnist_fast took 1 s longer here. ``_symbolic_build`` is private,
+    but it is Keras' own way to build that state, which it uses under a distribution strategy.
+    """
+    model._symbolic_build(data_batch=(x, y, None))
 
 
 def current_learning_rate(model: keras.Model) -> float:
@@ -226,35 +244,41 @@ def reset_random_state(model: keras.Model, seed: int, epoch: int) -> None:
 
 
 class EpochMonitor(keras.callbacks.Callback):
-    """Stops on NaN/Inf loss or SIGINT, naming the batch, and shows progress.
+    """Stops on NaN/Inf loss or SIGINT, naming the batches, and shows progress.
 
-    Reading the loss after every batch costs about 7 microseconds per batch (Keras'
-    conversion of the logs included), against 10+ ms per training step: TensorFlow
-    runs each CPU step to completion before returning, so there is nothing to wait for.
+    Keras calls it once per STEPS_PER_EXECUTION batches, with the epoch's running mean
+    loss: a NaN batch makes that mean NaN, so divergence is caught in the group of batches
+    that caused it. Reading the loss costs about 7 microseconds per call (Keras' conversion
+    of the logs included), against 10+ ms per training step: TensorFlow runs each CPU step
+    to completion before returning, so there is nothing to wait for.
     """
 
     def __init__(self, epoch: int, epochs: int, steps: int, interactive: bool):
         super().__init__()
         self.epoch, self.epochs, self.steps, self.interactive = epoch, epochs, steps, interactive
-        self.bad_loss: tuple[int, float] | None = None  # (batch, value)
+        self.bad_loss: tuple[str, float] | None = None  # ("batch 3" or "batches 1-8", value)
         self.interrupted_at: int | None = None  # batch
         self.interrupt_requested = False
-        self.started = time.perf_counter()
+        self.batches_done = 0
+        self.started = self.drawn = time.perf_counter()
 
     def on_train_batch_end(self, batch, logs=None):
+        # Keras names the group's last batch, counting past the epoch's end for a short last group.
+        first, done = self.batches_done + 1, min(batch + 1, self.steps)
+        self.batches_done = done
         loss = float((logs or {}).get("loss", 0.0))
         if not math.isfinite(loss):
-            self.bad_loss = (batch + 1, loss)
+            self.bad_loss = (f"batch {done}" if first >= done else f"batches {first}-{done}", loss)
             self.model.stop_training = True
         elif self.interrupt_requested:
-            self.interrupted_at = batch + 1
+            self.interrupted_at = done
             self.model.stop_training = True
-        elif self.interactive and (batch % 20 == 0 or batch + 1 == self.steps):
-            elapsed = time.perf_counter() - self.started
-            bar = "=" * int(30 * (batch + 1) / self.steps)
+        elif self.interactive and (time.perf_counter() - self.drawn > PROGRESS_SECONDS or done == self.steps):
+            self.drawn = time.perf_counter()
+            bar = "=" * int(30 * done / self.steps)
             sys.stdout.write(
-                f"\rEpoch {self.epoch + 1}/{self.epochs} [{bar:<30}] {batch + 1}/{self.steps} "
-                f"loss {loss:.4f} {elapsed:.0f}s"
+                f"\rEpoch {self.epoch + 1}/{self.epochs} [{bar:<30}] {done}/{self.steps} "
+                f"loss {loss:.4f} {self.drawn - self.started:.0f}s"
             )
             sys.stdout.flush()
 
@@ -443,6 +467,7 @@ def train(config: Config, model: keras.Model | None = None, dataset=None, resume
         save_config(config, run.config_path)
         write_json(run.environment_path, describe_environment(config))
         write_json(run.data_path, describe_dataset(dataset))
+    build_training_state(model, dataset.x_train[:1], dataset.y_train[:1])
     best_weights = model.get_weights()
     if resume and run.model_path.exists() and loop["best_epoch"] > 0:
         best_weights = load_model(run.model_path, trust=config.model.trust_model).get_weights()
@@ -475,9 +500,9 @@ def train(config: Config, model: keras.Model | None = None, dataset=None, resume
                 sys.stdout.write("\r" + " " * 90 + "\r")
             kept = f"the last good checkpoint is kept in {run.checkpoint_dir}" if loop["epoch"] else "no epoch completed, nothing was saved"
             if monitor.bad_loss is not None:
-                batch, value = monitor.bad_loss
+                where, value = monitor.bad_loss
                 raise ConvscopeError(
-                    f"training diverged: loss became {value} at epoch {epoch + 1}, batch {batch}; "
+                    f"training diverged: loss became {value} at epoch {epoch + 1}, {where}; "
                     f"{kept}; lower --learning-rate or check the data for NaN/Inf"
                 )
             if monitor.interrupted_at is not None:

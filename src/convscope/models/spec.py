@@ -30,6 +30,7 @@ import keras
 import yaml
 
 from convscope.errors import ConvscopeError
+from convscope.models.layers import FusedBatchNormalization
 from convscope.models.zoo import describe_keras_error
 
 ALLOWED_LAYERS = {
@@ -41,7 +42,7 @@ ALLOWED_LAYERS = {
     "Dropout": keras.layers.Dropout,
     "Flatten": keras.layers.Flatten,
     "Dense": keras.layers.Dense,
-    "BatchNormalization": keras.layers.BatchNormalization,
+    "BatchNormalization": FusedBatchNormalization,  # Keras' layer, trained in one kernel on TensorFlow
     "Activation": keras.layers.Activation,
 }
 

@@ -166,7 +166,8 @@ def summarize_layer(layer: keras.layers.Layer) -> LayerSummary:
     input_shape = _shape_of(layer, "input")
     params = layer.count_params()
     formula = None
-    explain = _EXPLAINERS.get(type(layer).__name__)
+    # A subclass (convscope's FusedBatchNormalization) gets its Keras parent's formula.
+    explain = next((_EXPLAINERS[kind.__name__] for kind in type(layer).__mro__ if kind.__name__ in _EXPLAINERS), None)
     if explain and input_shape is not None and output_shape is not None and None not in input_shape:
         try:
             formula = explain(layer, input_shape)
