@@ -9,8 +9,9 @@ that column is skipped. For each model, side by side in one process, repeats
 interleaved (the order of the three rotates each repeat) and medians reported:
   convscope  ``convscope.train.train`` with the same arrays (val_split 0, no
              validation), constant Adam 1e-3, --epochs epochs: images / seconds
-             of its epoch loop (per-epoch shuffling, NaN and Ctrl-C checks,
-             checkpoints and history written after every epoch);
+             of its epoch loop (per-epoch shuffling, 8 batches per call into
+             TensorFlow, NaN and Ctrl-C checks, checkpoints and history written
+             after every epoch);
   keras      a fresh copy of the same Keras model, compiled alike, one
              ``model.fit(x, y, epochs=E, shuffle=True)`` call: images / seconds;
   torch      the same layers in PyTorch eager (NCHW), Adam 1e-3, cross-entropy,

@@ -1,6 +1,8 @@
 """Training contract: the run folder, same seed same history, exact resume, callbacks, NaN stop."""
 
 import csv
+import json
+import zipfile
 
 import keras
 import numpy as np
@@ -136,3 +138,12 @@ def test_optimizer_and_metrics_exist_before_the_first_step(tmp_path, small_data)
     build_training_state(model, small_data.x_train[:1], small_data.y_train[:1])
     assert model.optimizer.built and len(model.optimizer.variables) > 1
     assert model.metrics and all(metric.variables for metric in model.metrics)  # the accuracy's too
+
+
+def test_batches_per_call_is_a_training_setting_only(tmp_path, small_data):
+    # 8 batches per call while fitting; predict afterwards must not retrace for every new
+    # size of its last group, and model.keras must not carry the setting into evaluate.
+    result = train(make_config(tmp_path, "spe", epochs=1), dataset=small_data)
+    assert result.model.steps_per_execution == 1 and result.model.train_function is None
+    saved = json.loads(zipfile.ZipFile(tmp_path / "spe" / "model.keras").read("config.json"))
+    assert saved["compile_config"]["steps_per_execution"] == 1

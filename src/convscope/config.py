@@ -200,8 +200,9 @@ PRESETS: dict[str, dict] = {
     # Same seeds: peak 7e-3 98.85% and 1.5e-2 98.90%, batch 200-250 98.75-98.83%, Dense 64
     # or conv 12/32 or 16/24 0.05-0.3 points less; conv 24/32 or Dense 256 at most 0.05
     # more for 15-40% more time, a third epoch 0.08 more for 40%. The previous preset
-    # (conv 24/48 at full resolution) scored 99.06% but its loop took 1.7x as long. Batch 125 divides 60,000, so no
-    # partial last batch retraces the step. The preset then trains on all 60,000 images:
+    # (conv 24/48 at full resolution) scored 99.06% but its loop took 1.7x as long.
+    # Batch 125 divides 60,000, so no partial last batch retraces the step. The preset
+    # then trains on all 60,000 images:
     # test accuracy 99.15 / 99.20 / 99.25% (seeds 0-2) in 12.8-15.1 s of training (median
     # 13.2 s) on 2 AVX2 cores (bench/time_to_accuracy.py).
     "fast": {

@@ -24,6 +24,7 @@ the newest does not load.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
@@ -51,13 +52,14 @@ HISTORY_COLUMNS = ("epoch", "loss", "accuracy", "val_loss", "val_accuracy", "lea
 CHECKPOINTS_KEPT = 2  # the newest, and one to fall back to if the newest is damaged
 REDUCE_LR_MIN_DELTA = 1e-4  # ReduceLROnPlateau's default: smaller val_loss gains count as no gain
 ONECYCLE_WARMUP_FRACTION = 0.2  # linear warm-up over the first 20% of steps, then cosine to 0
-# Batches per call into TensorFlow. Each call costs about 1.5 ms of Python and dispatch
-# here, 10-17% of a small model's step: 8 at a time, mnist_fast trained at 10,300 images/s
-# instead of 8,800 (mnist_convnet 3,740 instead of 3,500), with identical weights.
-# Callbacks (NaN checks, Ctrl-C, progress) then run once per 8 batches.
+ONECYCLE_START_DIVISOR = 25.0  # warm-up starts at peak/25, as in fastai's fit_one_cycle
+# Batches per call into TensorFlow while training (see batches_per_call). Each call costs
+# about 1.5 ms of Python and dispatch here, 10-17% of a small model's step: 8 at a time,
+# mnist_fast trained at 10,300 images/s instead of 8,800 (mnist_convnet 3,740 instead of
+# 3,500), with identical weights. Callbacks (NaN checks, Ctrl-C, progress) then run once
+# per 8 batches.
 STEPS_PER_EXECUTION = 8
 PROGRESS_SECONDS = 0.2  # the interactive progress line is redrawn at most this often
-ONECYCLE_START_DIVISOR = 25.0  # warm-up starts at peak/25, as in fastai's fit_one_cycle
 
 
 @dataclass
@@ -208,7 +210,6 @@ def compile_model(model: keras.Model, config: Config, steps_per_epoch: int) -> N
         optimizer=create_optimizer(config, steps_per_epoch),
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=not outputs_probabilities(model)),
         metrics=["accuracy"],
-        steps_per_execution=STEPS_PER_EXECUTION,
     )
 
 
@@ -221,6 +222,23 @@ def build_training_state(model: keras.Model, x, y) -> None:
     but it is Keras' own way to build that state, which it uses under a distribution strategy.
     """
     model._symbolic_build(data_batch=(x, y, None))
+
+
+@contextlib.contextmanager
+def batches_per_call(model: keras.Model, count: int):
+    """Inside, ``fit`` and ``evaluate`` run ``count`` batches per call into the backend.
+
+    Not compiled into the model: ``predict`` with more than one batch per call traces its
+    function again for every new size of the last group (and TensorFlow warns about it),
+    and saved models would carry the setting into evaluate and inspect. On the way out the
+    model gets 1 again and drops the functions built for ``count``; Keras rebuilds them.
+    """
+    model.steps_per_execution = count
+    try:
+        yield model
+    finally:
+        model.steps_per_execution = 1
+        model.train_function = model.test_function = model.predict_function = None
 
 
 def current_learning_rate(model: keras.Model) -> float:
@@ -480,7 +498,7 @@ def train(config: Config, model: keras.Model | None = None, dataset=None, resume
     monitor_key = "val_loss" if has_validation else "loss"
     interactive = sys.stdout.isatty()
     started = time.perf_counter()
-    with SigintGuard() as guard:
+    with SigintGuard() as guard, batches_per_call(model, STEPS_PER_EXECUTION):
         for epoch in range(loop["epoch"], config.train.epochs):
             if loop["stopped_early"]:
                 break
