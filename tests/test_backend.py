@@ -64,7 +64,8 @@ def test_quiet_loader_keeps_the_lines_when_loading_fails(capfd):
 def test_batches_keep_the_order_and_the_last_partial_batch(make):
     x = np.arange(10 * 2, dtype="float32").reshape(10, 2)
     y = np.arange(10, dtype="int32")
-    got = list(make(x, y, 4)) if make is batches else [make(x, y, 4)[index] for index in range(len(make(x, y, 4)))]
+    made = make(x, y, 4)
+    got = list(made) if make is batches else [made[index] for index in range(len(made))]
     assert [len(labels) for _, labels in got] == [4, 4, 2]
     np.testing.assert_array_equal(np.concatenate([np.asarray(images) for images, _ in got]), x)
     np.testing.assert_array_equal(np.concatenate([np.asarray(labels) for _, labels in got]), y)

@@ -349,6 +349,8 @@ def to_probabilities(outputs: np.ndarray) -> np.ndarray:
     The one rule every stage uses (evaluate, inspect, predict).
     """
     outputs = np.asarray(outputs, dtype=np.float32)
+    if outputs.ndim != 2:
+        raise ConvscopeError(f"model outputs have shape {outputs.shape}; expected (N, num_classes) class scores from a classifier")
     if outputs.min() < 0 or np.abs(outputs.sum(axis=1) - 1).max() > PROBABILITY_TOLERANCE:
         return softmax(outputs)
     return outputs

@@ -159,16 +159,6 @@ def prepare_images(paths: list[Path], spec: InputSpec) -> tuple[np.ndarray, np.n
     return spec.scaling.apply(pixels, None, spec.channels_first), pixels
 
 
-def to_probabilities(outputs: np.ndarray) -> np.ndarray:
-    """Model outputs as probabilities: softmax when rows are logits (the rule evaluate uses)."""
-    from convscope.evaluate import to_probabilities as evaluate_rule
-
-    outputs = np.asarray(outputs, dtype=np.float32)
-    if outputs.ndim != 2:
-        raise ConvscopeError(f"model outputs have shape {outputs.shape}; expected (N, num_classes) class scores from a classifier")
-    return evaluate_rule(outputs)
-
-
 def predict_images(run_dir: str | Path, images: list[str | Path], top_k: int = 3) -> PredictionResult:
     """Classify image files (or folders of them) with a run's model.
 
@@ -196,6 +186,8 @@ def predict_images(run_dir: str | Path, images: list[str | Path], top_k: int = 3
     spec = read_input_spec(run, model)
     paths = expand_image_paths(images)
     inputs, _ = prepare_images(paths, spec)
+    from convscope.evaluate import to_probabilities
+
     probabilities = to_probabilities(model.predict(inputs, verbose=0, batch_size=256))
     names = spec.class_names if len(spec.class_names) == probabilities.shape[1] else [str(k) for k in range(probabilities.shape[1])]
     return PredictionResult(run.path, paths, probabilities, names, min(top_k, probabilities.shape[1]))
