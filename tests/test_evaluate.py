@@ -229,3 +229,10 @@ def test_evaluate_with_a_keras_model_predicts_once_and_checks_inputs():
         evaluate(model, images, labels[:19])
     with pytest.raises(ConvscopeError, match="label 3 is outside the model's 3 outputs"):
         evaluate(model, images, np.where(labels == 0, 3, labels))
+
+
+def test_outputs_that_are_not_class_scores_are_a_clear_error():
+    from convscope.evaluate import to_probabilities
+
+    with pytest.raises(ConvscopeError, match=r"model outputs have shape \(2, 3, 4\); expected \(N, num_classes\)"):
+        to_probabilities(np.zeros((2, 3, 4)))
