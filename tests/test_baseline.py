@@ -15,13 +15,13 @@ from convscope.baseline import (
     estimator_probabilities,
     flatten_images,
     parse_baseline_name,
-    train_baseline,
 )
 from convscope.cli import main
 from convscope.config import Config
 from convscope.data import Dataset, load_dataset
 from convscope.errors import ConvscopeError
 from convscope.models import summarize
+from convscope.pipeline import train_baseline
 
 
 @pytest.fixture(scope="module")

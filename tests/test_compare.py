@@ -12,9 +12,8 @@ from convscope.errors import ConvscopeError
 from convscope.evaluate import evaluate_predictions
 from convscope.fileio import write_json
 from convscope.models import create_model, summarize
-from convscope.pipeline import save_predictions
 from convscope.runfolder import RunFolder
-from convscope.train import HISTORY_COLUMNS, save_keras, write_history
+from convscope.runfolder import HISTORY_COLUMNS
 
 CLASS_NAMES = ["zero", "one", "two"]
 
@@ -34,16 +33,16 @@ def make_run(folder, name, accuracy, dataset="mnist-sample", model_name="mlp_16x
     probabilities = np.full((60, 3), 0.1, dtype=np.float32)
     probabilities[np.arange(60), predicted] = 0.8
     result = evaluate_predictions(probabilities, labels, CLASS_NAMES)
-    save_predictions(run, result)
+    run.save_evaluation(result)
     history = {column: [float(value) for value in np.linspace(0.5, accuracy, epochs)] for column in HISTORY_COLUMNS}
     history["epoch"] = list(range(1, epochs + 1))
-    write_history(run, history)
+    run.write_history(history)
     run.update_metrics({
         "epochs_run": epochs, "train_seconds": 1.5, "best_val_accuracy": accuracy - 0.01,
         "test_accuracy": result.accuracy, "test_loss": result.loss, "evaluation": result.to_metrics(),
     })
     if with_model:
-        save_keras(create_model(model_name, (8, 8, 1), 3), run.model_path)
+        run.save_model(create_model(model_name, (8, 8, 1), 3))
     return run.path
 
 

@@ -15,7 +15,6 @@ from convscope.fileio import write_json
 from convscope.models import create_model
 from convscope.predict import expand_image_paths, predict_images, prepare_images, read_input_spec
 from convscope.runfolder import RunFolder
-from convscope.train import describe_dataset, save_keras
 
 
 def make_run(folder, dataset, model, **data_fields):
@@ -26,8 +25,8 @@ def make_run(folder, dataset, model, **data_fields):
     for key, value in data_fields.items():
         setattr(config.data, key, value)
     save_config(config, run.config_path)
-    write_json(run.data_path, describe_dataset(dataset))
-    save_keras(model, run.model_path)
+    run.write_data_description(dataset)
+    run.save_model(model)
     return run
 
 

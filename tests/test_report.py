@@ -17,7 +17,6 @@ from convscope.config import Config, DataConfig, ModelConfig, RunConfig, TrainCo
 from convscope.errors import ConvscopeError
 from convscope.evaluate import evaluate_predictions
 from convscope.fileio import write_json, write_text
-from convscope.pipeline import save_predictions
 from convscope.report import (
     MAX_FIGURE_BYTES,
     MAX_FIGURE_WIDTH,
@@ -137,7 +136,7 @@ def hand_made_run(tmp_path) -> Path:
     labels = rng.integers(0, 4, 60)
     probabilities = rng.dirichlet(np.ones(4), 60)
     result = evaluate_predictions(probabilities, labels, class_names=["cat", "dog", "bird", "fish"])
-    save_predictions(open_run(run_dir), result)
+    open_run(run_dir).save_evaluation(result)
     write_json(run_dir / "metrics.json", {
         "best_epoch": 2, "epochs_run": 3, "stopped_early": False, "train_seconds": 12.0,
         "best_val_loss": 0.7, "best_val_accuracy": 0.75, "test_loss": result.loss, "test_accuracy": result.accuracy,
@@ -225,10 +224,8 @@ def test_data_json_describes_the_data_when_train_wrote_it(hand_made_run):
 
 
 def test_activation_maps_are_captioned_with_the_inspected_images(hand_made_run):
-    from convscope.pipeline import load_predictions
-
     run = open_run(hand_made_run)
-    predictions = load_predictions(run)
+    predictions = run.read_predictions()
     labels, predicted = predictions["labels"], predictions["probabilities"].argmax(axis=1)
     names = list(predictions["class_names"])
     right, wrong = int(np.flatnonzero(predicted == labels)[0]), int(np.flatnonzero(predicted != labels)[0])

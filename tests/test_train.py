@@ -114,13 +114,13 @@ def test_monitor_names_the_group_of_batches_a_nan_came_from():
     class Model:
         stop_training = False
 
-    monitor = EpochMonitor(epoch=0, epochs=1, steps=12, interactive=False)
+    monitor = EpochMonitor(epoch=0, epochs=1, steps=12)
     monitor.set_model(Model())
     monitor.on_train_batch_end(7, {"loss": 0.5})  # Keras names a group of 8 by its last batch
     assert monitor.bad_loss is None and not monitor.model.stop_training
     monitor.on_train_batch_end(15, {"loss": float("nan")})  # 4 batches left: Keras counts past the end
     assert monitor.bad_loss[0] == "batches 9-12" and monitor.model.stop_training
-    single = EpochMonitor(epoch=0, epochs=1, steps=12, interactive=False)
+    single = EpochMonitor(epoch=0, epochs=1, steps=12)
     single.set_model(Model())
     single.on_train_batch_end(0, {"loss": float("inf")})
     assert single.bad_loss[0] == "batch 1"
@@ -129,7 +129,8 @@ def test_monitor_names_the_group_of_batches_a_nan_came_from():
 def test_optimizer_and_metrics_exist_before_the_first_step(tmp_path, small_data):
     # Built before fit: TensorFlow would otherwise trace the first step twice (1 s per run).
     from convscope.models import create_model
-    from convscope.train import build_training_state, compile_model
+    from convscope.backend import build_training_state
+    from convscope.train import compile_model
 
     config = make_config(tmp_path)
     model = create_model(config.model.name, small_data.input_shape, small_data.num_classes)

@@ -33,7 +33,7 @@ _PUBLIC = {
     "build_report": "convscope.report",
     "run": "convscope.pipeline",
     "compare_runs": "convscope.compare",
-    "train_baseline": "convscope.baseline",
+    "train_baseline": "convscope.pipeline",
     "sweep": "convscope.sweep",
     "predict_images": "convscope.predict",
     "ConvscopeError": "convscope.errors",

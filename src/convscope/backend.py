@@ -6,10 +6,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 
 import keras
+import numpy as np
 
 
 def seed_everything(seed: int) -> None:
@@ -193,3 +195,49 @@ def _forward_with_gradients_jax(model, inputs, score_function, feature_index):
     (_, outputs), (input_gradient, feature_gradient) = jax.value_and_grad(run, argnums=(0, 1), has_aux=True)(images, offset)
     outputs, (input_gradient, feature_gradient) = _to_numpy(outputs), _to_numpy([input_gradient, feature_gradient])
     return outputs, input_gradient, (feature_gradient if feature_index is not None else None)
+
+
+# --------------------------------------------------------------------------- training state (private Keras calls)
+
+
+def build_training_state(model, x, y) -> None:
+    """Create the optimizer's and the metrics' variables now, from one example's shapes.
+
+    Otherwise Keras (TensorFlow, no distribution strategy) creates them while tracing the
+    first training step, and TensorFlow traces a function that created variables a second
+    time: the first epoch of mnist_fast took 1 s longer here. ``_symbolic_build`` is private,
+    but it is Keras' own way to build that state, which it uses under a distribution strategy.
+    """
+    model._symbolic_build(data_batch=(x, y, None))
+
+
+@contextlib.contextmanager
+def batches_per_call(model, count: int):
+    """Inside, ``fit`` and ``evaluate`` run ``count`` batches per call into the backend.
+
+    Not compiled into the model: ``predict`` with more than one batch per call traces its
+    function again for every new size of the last group (and TensorFlow warns about it),
+    and saved models would carry the setting into evaluate and inspect. On the way out the
+    model gets 1 again and drops the functions built for ``count``; Keras rebuilds them.
+    """
+    model.steps_per_execution = count
+    try:
+        yield model
+    finally:
+        model.steps_per_execution = 1
+        model.train_function = model.test_function = model.predict_function = None
+
+
+def reset_random_state(model, seed: int, epoch: int) -> None:
+    """Set every dropout (and other random layer) seed from (seed, epoch).
+
+    Keras keeps these seeds in per-layer SeedGenerator variables that .keras files
+    do not store, so a resumed run would otherwise draw different dropout masks.
+    ``_flatten_layers`` and ``_seed_generators`` are private, but the only way to reach
+    every nested layer's generators.
+    """
+    rng = np.random.default_rng([seed, epoch])
+    for layer in model._flatten_layers(include_self=True):
+        for generator in getattr(layer, "_seed_generators", []):
+            state = generator.state
+            generator.state.assign(np.array([rng.integers(0, 2**30), 0], dtype=state.dtype))

@@ -4,9 +4,10 @@
     convscope baseline --dataset mnist --hidden-layers 40                               # MLP (40,)
     convscope baseline --dataset mnist --kind logistic
 
-    from convscope.baseline import baseline_config, train_baseline
+    from convscope.baseline import baseline_config
+    from convscope.pipeline import train_baseline
     config = Config(); config.model.name = "sklearn-mlp-16x16"
-    result = train_baseline(baseline_config(config))
+    result = train_baseline(baseline_config(config))    # fit_baseline, then the figures
     result.metrics["test_accuracy"]
 
 The MLP is the lessons' ``MLPClassifier(hidden_layer_sizes=(16, 16),
@@ -36,21 +37,25 @@ the same images the Keras runs are scored on.
 
 from __future__ import annotations
 
+import copy
 import logging
 import re
 import time
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from convscope.config import Config, save_config
+from convscope.config import Config
+from convscope.data import load_dataset
 from convscope.errors import ConvscopeError
-from convscope.fileio import write_json, write_npz
-from convscope.runfolder import RunFolder
+from convscope.evaluate import EvaluationResult, compute_accuracy, compute_loss, evaluate_predictions
+from convscope.fileio import write_npz
+from convscope.runfolder import HISTORY_COLUMNS, RunFolder, describe_environment, new_run, with_run_name
 
 logger = logging.getLogger(__name__)
+results = logging.getLogger("convscope.results")  # what a run reports: the CLI prints it on stdout
 
 PREFIX = "sklearn-"
 DEFAULT_HIDDEN_LAYERS = (16, 16)  # the lesson's smallest MLP; (40,) is its other preset
@@ -73,13 +78,15 @@ class BaselineSpec:
 
 @dataclass
 class BaselineResult:
-    """What ``train_baseline`` produced."""
+    """What ``fit_baseline`` produced."""
 
     run: RunFolder
-    config: Config
+    config: Config  # the resolved config saved in the folder
     model: object  # the equivalent keras.Model, saved as model.keras
     estimator: object  # the fitted scikit-learn estimator
     metrics: dict
+    dataset: object = field(repr=False, default=None)  # the convscope.data.Dataset used
+    evaluation: EvaluationResult | None = field(repr=False, default=None)  # the test set, from scikit-learn's probabilities
 
 
 # --------------------------------------------------------------------------- names and settings
@@ -133,9 +140,10 @@ def baseline_config(config: Config, max_iter: int | None = None) -> Config:
         max_iter: epochs (MLP) or solver iterations (logistic); None: scikit-learn's default.
 
     Returns:
-        The same Config, changed in place.
+        A new Config; ``config`` is left as it was.
     """
     spec = parse_baseline_name(config.model.name)
+    config = copy.deepcopy(config)
     train = config.train
     train.preset, train.reduce_lr, train.schedule = None, None, "constant"
     if spec.kind == "mlp":
@@ -241,24 +249,6 @@ def save_estimator_arrays(estimator, path: Path) -> Path:
 # --------------------------------------------------------------------------- training
 
 
-def prepare_baseline_folder(config: Config, overwrite: bool = False) -> RunFolder:
-    """Create the run folder; refuse one that already holds a run unless ``overwrite``."""
-    from convscope.train import default_run_name
-
-    if config.run.name is None:
-        config.run.name = default_run_name(config)
-    run = RunFolder(Path(config.run.out) / config.run.name)
-    if not overwrite and (run.model_path.exists() or run.metrics_path.exists() or run.history_path.exists()):
-        raise ConvscopeError(f"{run.path}: already holds a run; choose another --name or delete that folder")
-    if overwrite:
-        run.metrics_path.unlink(missing_ok=True)  # metrics are merged into this file: an unfinished run's must not linger
-    try:
-        run.path.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise ConvscopeError(f"{run.path}: cannot create the run folder ({error.strerror}); pass a writable --out") from None
-    return run
-
-
 def fit_estimator(estimator, x: np.ndarray, y: np.ndarray) -> tuple[float, bool]:
     """Fit; return (seconds, converged). Non-convergence is reported, not raised: a baseline is still a result."""
     from sklearn.exceptions import ConvergenceWarning
@@ -279,8 +269,6 @@ def fit_estimator(estimator, x: np.ndarray, y: np.ndarray) -> tuple[float, bool]
 
 def baseline_history(estimator, config: Config) -> dict[str, list] | None:
     """history.csv columns from the MLP's per-epoch records; None for logistic regression (no epochs)."""
-    from convscope.train import HISTORY_COLUMNS
-
     losses = getattr(estimator, "loss_curve_", None)
     if losses is None:
         return None
@@ -293,12 +281,16 @@ def baseline_history(estimator, config: Config) -> dict[str, list] | None:
     return history
 
 
-def train_baseline(config: Config, dataset=None, overwrite: bool = False) -> BaselineResult:
-    """Fit a scikit-learn baseline on the flattened training images and write a complete run folder.
+def fit_baseline(config: Config, dataset=None, overwrite: bool = False) -> BaselineResult:
+    """Fit a scikit-learn baseline on the flattened training images and write its run folder.
+
+    Writes what ``train`` writes (config, environment, data, history, model.keras, metrics,
+    and the test set's predictions and evaluation, computed once from scikit-learn's own
+    probabilities) plus estimator.npz. The figures are drawn by ``pipeline.train_baseline``.
 
     Args:
         config: ``model.name`` a baseline name (``sklearn-mlp-16x16``, ``sklearn-mlp-40``,
-            ``sklearn-logistic``), after ``baseline_config``.
+            ``sklearn-logistic``), after ``baseline_config``; it is not changed.
         dataset: a ``convscope.data.Dataset`` to use instead of loading ``config.data``.
         overwrite: replace the files of a run folder that holds an unfinished baseline.
 
@@ -307,42 +299,44 @@ def train_baseline(config: Config, dataset=None, overwrite: bool = False) -> Bas
 
     Raises:
         ConvscopeError: bad name, no training images, or a folder that already holds a run.
-
-    Example:
-        >>> result = train_baseline(baseline_config(config))  # doctest: +SKIP
-        >>> result.metrics["test_accuracy"]
     """
-    import sklearn
+    import sklearn  # lazy: scikit-learn loads in about a second, and only baselines need it
 
-    from convscope.data import load_dataset
-    from convscope.evaluate import compute_accuracy, compute_loss
-    from convscope.pipeline import evaluate_run
-    from convscope.train import describe_dataset, describe_environment, save_keras, write_history
-
+    config = with_run_name(config)
     spec = parse_baseline_name(config.model.name)
     if dataset is None:
         dataset = load_dataset(config.data, seed=config.train.seed)
     if len(dataset.y_train) == 0:
         raise ConvscopeError(f"{config.data.dataset}: no training images; check the dataset and --limit-train")
-    run = prepare_baseline_folder(config, overwrite)
-    estimator = create_estimator(spec, config)
-    logger.info("fitting %s on %d flattened images of %s", config.model.name, len(dataset.y_train), dataset.name)
-    train_seconds, converged = fit_estimator(estimator, flatten_images(dataset.x_train, dataset.channels_first), dataset.y_train)
+    with new_run(config, overwrite=overwrite) as run:
+        estimator = create_estimator(spec, config)
+        logger.info("fitting %s on %d flattened images of %s", config.model.name, len(dataset.y_train), dataset.name)
+        train_seconds, converged = fit_estimator(estimator, flatten_images(dataset.x_train, dataset.channels_first), dataset.y_train)
 
-    model = create_keras_model(estimator, dataset.input_shape, dataset.num_classes, config.model.name)
-    check_equivalent(estimator, model, dataset)
-    save_config(config, run.config_path)
-    environment = describe_environment(config)
-    environment["scikit_learn"] = sklearn.__version__
-    environment["estimator"] = {"class": type(estimator).__name__, "params": _plain_params(estimator.get_params())}
-    write_json(run.environment_path, environment)
-    write_json(run.data_path, describe_dataset(dataset))
-    history = baseline_history(estimator, config)
-    if history is not None:
-        write_history(run, history)
-    save_estimator_arrays(estimator, run.path / "estimator.npz")
-    save_keras(model, run.model_path)
+        model = create_keras_model(estimator, dataset.input_shape, dataset.num_classes, config.model.name)
+        check_equivalent(estimator, model, dataset)
+        run.write_config(config)
+        environment = describe_environment(config)
+        environment["scikit_learn"] = sklearn.__version__
+        environment["estimator"] = {"class": type(estimator).__name__, "params": _plain_params(estimator.get_params())}
+        run.write_environment(environment)
+        run.write_data_description(dataset)
+        history = baseline_history(estimator, config)
+        if history is not None:
+            run.write_history(history)
+        save_estimator_arrays(estimator, run.path / "estimator.npz")
+        run.save_model(model)
+        run.update_metrics(baseline_metrics(estimator, dataset, config, train_seconds, converged))
+        evaluation = None
+        if len(dataset.y_test):
+            evaluation = evaluate_predictions(estimator_probabilities(estimator, dataset, dataset.x_test), dataset.y_test, dataset.class_names)
+            run.save_evaluation(evaluation)
+            results.info(f"Test: loss {evaluation.loss:.4f} accuracy {evaluation.accuracy:.4f} ({run.path})")
+    return BaselineResult(run, config, model, estimator, run.read_metrics(), dataset, evaluation)
 
+
+def baseline_metrics(estimator, dataset, config: Config, train_seconds: float, converged: bool) -> dict:
+    """metrics.json's training facts, with train's keys; validation scored on the dataset's own split."""
     epochs_run = int(np.max(estimator.n_iter_))  # an int for the MLP, one per class problem for logistic regression
     scores = getattr(estimator, "validation_scores_", None)
     metrics = {
@@ -357,16 +351,7 @@ def train_baseline(config: Config, dataset=None, overwrite: bool = False) -> Bas
         val_probabilities = estimator_probabilities(estimator, dataset, dataset.x_val)
         metrics["best_val_loss"] = compute_loss(val_probabilities, dataset.y_val)
         metrics["best_val_accuracy"] = compute_accuracy(val_probabilities, dataset.y_val)
-    if len(dataset.y_test):
-        test_probabilities = estimator_probabilities(estimator, dataset, dataset.x_test)
-        metrics["test_loss"] = compute_loss(test_probabilities, dataset.y_test)
-        metrics["test_accuracy"] = compute_accuracy(test_probabilities, dataset.y_test)
-        print(f"Test: loss {metrics['test_loss']:.4f} accuracy {metrics['test_accuracy']:.4f} ({run.path})")
-    run.update_metrics(metrics)
-    if len(dataset.y_test):
-        evaluate_run(run.path, model=model, dataset=dataset)  # predictions.npz, evaluation, figures: as for a Keras run
-    save_dense_weight_images(model, dataset.input_shape, run.plots_dir)
-    return BaselineResult(run, config, model, estimator, run.read_metrics())
+    return metrics
 
 
 def estimator_probabilities(estimator, dataset, x: np.ndarray) -> np.ndarray:
@@ -382,21 +367,6 @@ def check_equivalent(estimator, model, dataset, count: int = 256) -> None:
     expected = estimator_probabilities(estimator, dataset, x)
     got = np.asarray(model(x, training=False))  # a direct call: no predict function traced for one check
     assert np.allclose(got, expected, atol=1e-4), f"Keras copy differs from scikit-learn by {np.abs(got - expected).max()}"
-
-
-def save_dense_weight_images(model, input_shape: tuple, plots_dir: Path) -> Path | None:
-    """plots/dense_weights.png: each first-layer unit's weights as an image, as the lesson draws coefs_[0]."""
-    from types import SimpleNamespace
-
-    from convscope.inspect import compute_dense_weights
-    from convscope.plots.common import save_figure
-    from convscope.plots.inspection import plot_dense_weights
-
-    weights = compute_dense_weights(model, tuple(input_shape))
-    if weights is None:
-        return None
-    # plot_dense_weights reads only .dense_weights of an inspection result; the rest of inspect is not needed here.
-    return save_figure(plot_dense_weights(SimpleNamespace(dense_weights=weights)), Path(plots_dir) / "dense_weights.png")
 
 
 def _plain_params(params: dict) -> dict:

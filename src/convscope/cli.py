@@ -211,7 +211,8 @@ def command_compare(args) -> int:
 
 
 def command_baseline(args) -> int:
-    from convscope.baseline import DEFAULT_HIDDEN_LAYERS, baseline_config, baseline_name, is_baseline_name, train_baseline
+    from convscope.baseline import DEFAULT_HIDDEN_LAYERS, baseline_config, baseline_name, is_baseline_name
+    from convscope.pipeline import train_baseline
 
     config = build_config(args)
     if args.kind or args.hidden_layers or not is_baseline_name(config.model.name):  # else: repeat --config's baseline
@@ -323,27 +324,50 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-_default_show_warning = warnings.showwarning
+class ConsoleHandler(logging.Handler):
+    """convscope's log records on the terminal.
+
+    A run's results (``convscope.results``: epochs, test metrics) go to stdout as they
+    are; the progress line (``convscope.progress``) is redrawn in place, only on a
+    terminal; anything else goes to stderr after ``convscope: ``. The streams are looked
+    up at each record, so a caller that swaps sys.stdout (pytest) still sees the lines.
+    """
+
+    def emit(self, record: logging.LogRecord) -> None:
+        message = record.getMessage()
+        if record.name == "convscope.progress":
+            if sys.stdout.isatty():
+                sys.stdout.write("\r" + message if message else "\r" + " " * 90 + "\r")
+                sys.stdout.flush()
+        elif record.name == "convscope.results":
+            print(message, file=sys.stdout, flush=True)
+        else:
+            print(f"convscope: {message}", file=sys.stderr, flush=True)
 
 
-def _show_warning(message, category, filename, lineno, file=None, line=None):
+def show_warning(message, category, filename, lineno, file=None, line=None, _default=warnings.showwarning):
     """convscope's own warnings as one line; other libraries' as they write them."""
     if "convscope" in str(filename):
         print(f"convscope: warning: {message}", file=sys.stderr)
     else:
-        _default_show_warning(message, category, filename, lineno, file, line)
+        _default(message, category, filename, lineno, file, line)
+
+
+def configure_output() -> None:
+    """Route convscope's logging and warnings to the terminal; once per process, however often main() runs."""
+    logger = logging.getLogger("convscope")
+    if any(isinstance(handler, ConsoleHandler) for handler in logger.handlers):
+        return
+    logger.addHandler(ConsoleHandler())
+    logger.setLevel(logging.INFO)
+    warnings.showwarning = show_warning
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; return the exit code."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    warnings.showwarning = _show_warning
-    # Progress of downloads and other long steps; library users opt in with logging themselves.
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("convscope: %(message)s"))
-    logging.getLogger("convscope").addHandler(handler)
-    logging.getLogger("convscope").setLevel(logging.INFO)
+    configure_output()
     try:
         return args.handler(args)
     except ConvscopeError as error:

@@ -108,14 +108,13 @@ def read_run_summary(path: str | Path) -> RunSummary:
         0.9874
     """
     from convscope.evaluate import compute_confusion_matrix
-    from convscope.pipeline import load_predictions
 
     run = open_run(path)
     config = run.read_config()
     metrics = run.read_metrics()
     data = run.read_json(run.data_path)
     evaluation = metrics.get("evaluation") or {}
-    predictions = load_predictions(run)
+    predictions = run.read_predictions()
     class_names = [str(name) for name in data.get("class_names") or (predictions["class_names"] if predictions is not None else [])]
     confusion = None
     if predictions is not None:

@@ -1,4 +1,4 @@
-"""The stages chained: train, evaluate, inspect, report — each reading and writing one run folder.
+"""The one place where stages are chained: train, evaluate, inspect, report — each reading and writing one run folder.
 
     import convscope
     result = convscope.run()                          # bundled MNIST sample, default model
@@ -8,22 +8,35 @@
     evaluate_run("runs/mnist-demo")                   # re-run one stage without retraining
     inspect_run("runs/mnist-demo", images=[0, 42])
     report_run("runs/mnist-demo")
+
+Each stage locks the folder while it writes (a second writer exits 2) and adds its
+wall time to environment.json; `run` holds the lock from the first epoch to the report.
 """
 
 from __future__ import annotations
 
+import contextlib
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 
+from convscope.baseline import fit_baseline
 from convscope.config import Config
 from convscope.errors import ConvscopeError
-from convscope.fileio import write_json, write_npz
-from convscope.runfolder import RunFolder, open_run
+from convscope.evaluate import evaluate
+from convscope.report import build_run_report
+from convscope.inspect import compute_dense_weights, inspect
+from convscope.plots.common import save_figure
+from convscope.plots.evaluation import save_evaluation_figures
+from convscope.plots.inspection import plot_dense_weights, save_inspection_figures
+from convscope.runfolder import RunFolder, new_run, open_run
+from convscope.train import prepare_training, train_in_folder
 
 DEFAULT_INSPECT_IMAGES = 2  # the report shows one right and one wrong prediction
+SAMPLE_IMAGES = 64  # training images handed to the sample figure (it shows the first 25)
 
 
 @dataclass
@@ -36,71 +49,80 @@ class RunResult:
     stage_seconds: dict[str, float]
 
 
-def _record_stage_time(run: RunFolder, stage: str, seconds: float) -> None:
-    environment = run.read_json(run.environment_path)
-    environment.setdefault("stage_seconds", {})[stage] = round(seconds, 2)
-    write_json(run.environment_path, environment)
+@contextlib.contextmanager
+def stage(run: RunFolder, name: str):
+    """Lock the folder for one stage and record the stage's wall time in environment.json."""
+    with run.lock():
+        started = time.perf_counter()
+        yield run
+        run.record_stage_time(name, time.perf_counter() - started)
 
 
-def save_predictions(run: RunFolder, result) -> Path:
-    """Write predictions.npz: test probabilities, labels and class names (no pickled objects)."""
-    return write_npz(
-        run.predictions_path,
-        probabilities=result.probabilities.astype(np.float32),
-        labels=result.labels.astype(np.int64),
-        class_names=np.array(result.class_names, dtype=str),
-    )
+def run(config: Config | None = None, resume: bool = False) -> RunResult:
+    """Train, evaluate, inspect and report in one go; the test set is predicted once.
+
+    Args:
+        config: the run configuration; None: defaults (bundled mnist-sample, offline).
+        resume: continue an interrupted run named by ``config.run``.
+
+    Returns:
+        RunResult with the run folder, metrics, report path and seconds per stage.
+
+    Example:
+        >>> result = run()  # doctest: +SKIP
+        >>> result.report_path
+        PosixPath('runs/mnist-sample-mnist_convnet-20260101-120000/report.html')
+    """
+    config, model, dataset = prepare_training(config or Config(), resume=resume)
+    with new_run(config, resume) as folder:
+        with stage(folder, "train"):
+            trained = train_in_folder(folder, config, model, dataset, resume)
+        evaluate_run(folder.path, model=trained.model, dataset=dataset, evaluation=trained.evaluation)
+        inspect_run(folder.path, model=trained.model, dataset=dataset)
+        report_run(folder.path)
+    seconds = folder.read_environment()["stage_seconds"]
+    return RunResult(folder, folder.read_metrics(), folder.report_path, {name: seconds[name] for name in ("train", "evaluate", "inspect", "report")})
 
 
-def load_predictions(run: RunFolder) -> dict[str, np.ndarray] | None:
-    """Return predictions.npz as arrays, or None when evaluate has not run."""
-    if not run.predictions_path.is_file():
-        return None
-    with np.load(run.predictions_path, allow_pickle=False) as archive:
-        return {key: archive[key] for key in archive.files}
-
-
-def _open_stage(run_dir: str | Path, model, dataset) -> tuple[RunFolder, object, object]:
-    """The run folder, and its model and dataset unless the caller already has them in memory."""
-    run = open_run(run_dir)
-    return run, model if model is not None else run.load_model(), dataset if dataset is not None else run.load_dataset()
-
-
-def evaluate_run(run_dir: str | Path, model=None, dataset=None):
-    """Evaluate a run's best model on its test set; write metrics, predictions and figures.
+def evaluate_run(run_dir: str | Path, model=None, dataset=None, evaluation=None):
+    """Evaluate a run's kept model on its test set; write metrics, predictions and figures.
 
     Args:
         run_dir: a run folder written by `train`.
         model: the trained model, if already in memory (saves loading model.keras).
         dataset: the run's dataset, if already loaded.
+        evaluation: the test set's EvaluationResult, if training just computed and saved it:
+            then only the figures are drawn, and the test set is not predicted again.
 
     Returns:
         The EvaluationResult.
     """
-    from convscope.evaluate import evaluate
-    from convscope.plots.evaluation import save_evaluation_figures
+    with stage(open_run(run_dir), "evaluate") as run:
+        dataset = dataset if dataset is not None else run.load_dataset()
+        if evaluation is None:
+            model = model if model is not None else run.load_model()
+            evaluation = evaluate(model, dataset.x_test, dataset.y_test, class_names=dataset.class_names)
+            run.save_evaluation(evaluation)
+        draw_evaluation(run, evaluation, dataset)
+    return evaluation
 
-    started = time.perf_counter()
-    run, model, dataset = _open_stage(run_dir, model, dataset)
-    result = evaluate(model, dataset.x_test, dataset.y_test, class_names=dataset.class_names)
-    save_predictions(run, result)
-    run.update_metrics({"evaluation": result.to_metrics()})
+
+def draw_evaluation(run: RunFolder, evaluation, dataset) -> None:
+    """The evaluation figures of a run: from the saved result, its history and its data."""
     save_evaluation_figures(
-        result,
+        evaluation,
         dataset.display_images(dataset.x_test),
         run.plots_dir,
         history=run.read_history() or None,
         train_labels=dataset.y_train,
         val_labels=dataset.y_val,
-        train_images=dataset.display_images(dataset.x_train[:64]),
+        train_images=dataset.display_images(dataset.x_train[:SAMPLE_IMAGES]),
     )
-    _record_stage_time(run, "evaluate", time.perf_counter() - started)
-    return result
 
 
 def choose_inspect_images(run: RunFolder, count: int = DEFAULT_INSPECT_IMAGES) -> list[int]:
     """Test indices to look inside: the first right prediction and the first wrong one."""
-    predictions = load_predictions(run)
+    predictions = run.read_predictions()
     if predictions is None:
         return list(range(count))
     right = predictions["probabilities"].argmax(axis=1) == predictions["labels"]
@@ -122,69 +144,52 @@ def inspect_run(run_dir: str | Path, images: list[int] | None = None, layers: li
     Returns:
         The InspectionResult.
     """
-    from convscope.inspect import inspect
-    from convscope.plots.inspection import save_inspection_figures
-
-    started = time.perf_counter()
-    run, model, dataset = _open_stage(run_dir, model, dataset)
-    images = images if images is not None else choose_inspect_images(run)
-    bad = [i for i in images if not 0 <= i < len(dataset.y_test)]
-    if bad:
-        raise ConvscopeError(f"--images {','.join(map(str, bad))}: out of range; expected test indices 0..{len(dataset.y_test) - 1}")
-    x = dataset.x_test[images]
-    result = inspect(
-        model, x, layers=layers, display_images=dataset.display_images(x),
-        image_labels=[f"test image {i}" for i in images],
-    )
-    previous = run.read_metrics().get("inspection", {}).get("figures", [])
-    figures = save_inspection_figures(result, run.plots_dir, class_names=dataset.class_names)
-    for name in set(previous) - {path.name for path in figures.values()}:
-        (run.plots_dir / name).unlink(missing_ok=True)  # figures of images or layers no longer inspected
-    run.update_metrics({"inspection": {"images": [int(i) for i in images], "figures": sorted(p.name for p in figures.values())}})
-    _record_stage_time(run, "inspect", time.perf_counter() - started)
+    with stage(open_run(run_dir), "inspect") as run:
+        model = model if model is not None else run.load_model()
+        dataset = dataset if dataset is not None else run.load_dataset()
+        images = images if images is not None else choose_inspect_images(run)
+        bad = [i for i in images if not 0 <= i < len(dataset.y_test)]
+        if bad:
+            raise ConvscopeError(f"--images {','.join(map(str, bad))}: out of range; expected test indices 0..{len(dataset.y_test) - 1}")
+        x = dataset.x_test[images]
+        result = inspect(
+            model, x, layers=layers, display_images=dataset.display_images(x),
+            image_labels=[f"test image {i}" for i in images],
+        )
+        previous = run.read_metrics().get("inspection", {}).get("figures", [])
+        figures = save_inspection_figures(result, run.plots_dir, class_names=dataset.class_names)
+        for name in set(previous) - {path.name for path in figures.values()}:
+            (run.plots_dir / name).unlink(missing_ok=True)  # figures of images or layers no longer inspected
+        run.update_metrics({"inspection": {"images": [int(i) for i in images], "figures": sorted(p.name for p in figures.values())}})
     return result
 
 
 def report_run(run_dir: str | Path) -> Path:
     """Build report.html from what the run folder holds."""
-    from convscope.report import build_run_report
-
-    started = time.perf_counter()
-    run = open_run(run_dir)
-    path = build_run_report(run)
-    _record_stage_time(run, "report", time.perf_counter() - started)
-    return path
+    with stage(open_run(run_dir), "report") as run:
+        return build_run_report(run)
 
 
-def run(config: Config | None = None, resume: bool = False) -> RunResult:
-    """Train, evaluate, inspect and report in one go.
+def train_baseline(config: Config, dataset=None, overwrite: bool = False):
+    """Fit a scikit-learn baseline into a complete run folder: metrics, predictions, figures.
 
     Args:
-        config: the run configuration; None: defaults (bundled mnist-sample, offline).
-        resume: continue an interrupted run named by ``config.run``.
+        config: ``model.name`` a baseline name, after ``baseline.baseline_config``.
+        dataset: a ``convscope.data.Dataset`` to use instead of loading ``config.data``.
+        overwrite: start again in a folder that holds an unfinished baseline.
 
     Returns:
-        RunResult with the run folder, metrics, report path and seconds per stage.
+        baseline.BaselineResult.
 
     Example:
-        >>> result = run()  # doctest: +SKIP
-        >>> result.report_path
-        PosixPath('runs/mnist-sample-mnist_convnet-20260101-120000/report.html')
+        >>> result = train_baseline(baseline_config(config))  # doctest: +SKIP
+        >>> result.metrics["test_accuracy"]
     """
-    from convscope.train import train
-
-    config = config or Config()
-    seconds = {}
-    started = time.perf_counter()
-    trained = train(config, resume=resume)
-    seconds["train"] = time.perf_counter() - started
-    _record_stage_time(trained.run, "train", seconds["train"])
-    for stage, call in (
-        ("evaluate", lambda: evaluate_run(trained.run.path, model=trained.model, dataset=trained.dataset)),
-        ("inspect", lambda: inspect_run(trained.run.path, model=trained.model, dataset=trained.dataset)),
-        ("report", lambda: report_run(trained.run.path)),
-    ):
-        stage_start = time.perf_counter()
-        call()
-        seconds[stage] = time.perf_counter() - stage_start
-    return RunResult(trained.run, trained.run.read_metrics(), trained.run.report_path, seconds)
+    result = fit_baseline(config, dataset, overwrite)
+    with stage(result.run, "evaluate") as folder:
+        if result.evaluation is not None:
+            draw_evaluation(folder, result.evaluation, result.dataset)
+        weights = compute_dense_weights(result.model, tuple(result.dataset.input_shape))
+        if weights is not None:  # each first-layer unit's weights as an image, as the lesson draws coefs_[0]
+            save_figure(plot_dense_weights(SimpleNamespace(dense_weights=weights)), folder.plots_dir / "dense_weights.png")
+    return result

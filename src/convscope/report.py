@@ -193,9 +193,9 @@ def build_report(model, test_data, history=None, class_names=None, out="report.h
 
     from convscope.config import Config
     from convscope.evaluate import evaluate
-    from convscope.pipeline import choose_inspect_images, save_predictions
+    from convscope.pipeline import choose_inspect_images
     from convscope.plots.evaluation import save_evaluation_figures
-    from convscope.train import describe_environment
+    from convscope.runfolder import describe_environment
 
     x_test, y_test = _array_pair(test_data, "test_data")
     x_train, y_train = _array_pair(train_data, "train_data") if train_data is not None else (None, None)
@@ -219,7 +219,7 @@ def build_report(model, test_data, history=None, class_names=None, out="report.h
         )
         inspected, inspection_note = [], ""
         if x_test.ndim == 4:
-            save_predictions(scratch, result)
+            scratch.save_evaluation(result)
             chosen = choose_inspect_images(scratch)
             _save_inspection_figures(model, x_test[chosen], scratch.plots_dir, result.class_names)
             inspected = describe_inspected_images(chosen, result.labels, result.predictions, result.class_names)
@@ -311,9 +311,7 @@ def read_run_sources(run: RunFolder) -> ReportSources:
     inspection = metrics.get("inspection", {})
     inspected = []
     if inspection.get("images") is not None:
-        from convscope.pipeline import load_predictions
-
-        predictions = load_predictions(run)
+        predictions = run.read_predictions()
         if predictions is not None:
             inspected = describe_inspected_images(
                 inspection["images"],
@@ -341,10 +339,9 @@ def read_run_sources(run: RunFolder) -> ReportSources:
 def _data_from_config(run: RunFolder, config) -> dict:
     """The data description of a run folder older than data.json: the config's data settings."""
     from convscope.config import config_to_dict
-    from convscope.pipeline import load_predictions
 
     described: dict = {"name": config.data.dataset, "note": DATA_FROM_CONFIG}
-    predictions = load_predictions(run)
+    predictions = run.read_predictions()
     if predictions is not None:
         described["class_names"] = [str(name) for name in predictions["class_names"]]
     described["preprocessing"] = {key: value for key, value in config_to_dict(config)["data"].items() if key != "dataset"}

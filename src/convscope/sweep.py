@@ -23,9 +23,14 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
+from convscope.baseline import baseline_config, is_baseline_name
+from convscope.compare import compare_runs, format_leaderboard, write_compare_html
 from convscope.config import Config, config_to_dict
 from convscope.errors import ConvscopeError, TrainingInterrupted
+from convscope.pipeline import evaluate_run, train_baseline
 from convscope.runfolder import RunFolder
+from convscope.text import slugify
+from convscope.train import train
 
 logger = logging.getLogger(__name__)
 
@@ -48,21 +53,7 @@ class SweepResult:
 
 def default_sweep_name(config: Config) -> str:
     """``sweep-<dataset>``: no time stamp, so running the same sweep again finds its runs."""
-    dataset = config.data.dataset.split(":", 1)[-1]
-    slug = "".join(c if c.isalnum() or c in "-_" else "-" for c in Path(dataset).name).strip("-") or "data"
-    return f"sweep-{slug}"
-
-
-def run_state(run: RunFolder) -> str:
-    """``new``, ``partial`` (training started), ``trained`` (test metrics, no evaluation) or ``finished``."""
-    metrics = run.read_metrics()
-    if "evaluation" in metrics:
-        return "finished"
-    if "test_accuracy" in metrics:
-        return "trained"
-    if run.history_path.exists() or run.model_path.exists() or run.checkpoint_dir.exists() or run.config_path.exists():
-        return "partial"
-    return "new"
+    return f"sweep-{slugify(Path(config.data.dataset.split(':', 1)[-1]).name, 'data')}"
 
 
 def check_same_settings(run: RunFolder, wanted: Config) -> None:
@@ -88,8 +79,6 @@ def model_config(config: Config, model: str, folder: Path) -> Config:
     A baseline keeps scikit-learn's own recipe (``baseline_config``): the sweep's
     training flags are for the Keras models; only the seed is shared.
     """
-    from convscope.baseline import baseline_config, is_baseline_name
-
     wanted = dataclasses.replace(
         config,
         data=dataclasses.replace(config.data),
@@ -124,8 +113,6 @@ def sweep(models: list[str], config: Config) -> SweepResult:
     Example:
         >>> sweep(["mlp_512", "cnn_single"], resolve_config(overrides={"train": {"epochs": 2}}))  # doctest: +SKIP
     """
-    from convscope.compare import compare_runs, format_leaderboard, write_compare_html
-
     models = [model.strip() for model in models if model.strip()]
     if not models:
         raise ConvscopeError("--models is empty; expected comma-separated model names, e.g. mlp_512,cnn_2conv")
@@ -139,7 +126,7 @@ def sweep(models: list[str], config: Config) -> SweepResult:
         wanted = model_config(config, model, folder)
         run = RunFolder(folder / wanted.run.name)
         runs.append(run.path)
-        state = run_state(run)
+        state = run.state()
         if run.config_path.is_file():
             check_same_settings(run, wanted)
         if state == "finished":
@@ -163,16 +150,10 @@ def sweep(models: list[str], config: Config) -> SweepResult:
 
 def train_and_evaluate(config: Config, run: RunFolder, state: str) -> None:
     """Bring one run to ``finished``: train (or resume) unless trained, then evaluate."""
-    from convscope.baseline import is_baseline_name, train_baseline
-
     if is_baseline_name(config.model.name):
         train_baseline(config, overwrite=True)  # fits, evaluates and writes the whole folder in one go: an unfinished one is redone
-        return
-    from convscope.pipeline import evaluate_run
-    from convscope.train import train
-
-    if state in ("new", "partial"):
-        result = train(config, resume=state == "partial")
-        evaluate_run(run.path, model=result.model, dataset=result.dataset)
+    elif state in ("new", "partial"):
+        trained = train(config, resume=state == "partial")
+        evaluate_run(run.path, model=trained.model, dataset=trained.dataset, evaluation=trained.evaluation)
     else:
         evaluate_run(run.path)

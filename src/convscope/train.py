@@ -2,7 +2,7 @@
 
     from convscope.config import Config
     from convscope.train import train
-    result = train(Config())                     # mnist-sample, mnist_convnet, 8 epochs
+    result = train(Config())                     # mnist-sample, mnist_convnet, 12 epochs
     print(result.run.path, result.metrics["test_accuracy"])
     train(result.config, resume=True)            # continue an interrupted run
 
@@ -15,51 +15,54 @@ best checkpoint on val_loss with best weights restored, ReduceLROnPlateau,
 EarlyStopping — are reimplemented in that loop with Keras' semantics, because
 Keras' own reset their state at every fit call.
 
-After each complete epoch, in this order and each file atomically:
+After each complete epoch, in this order and each file atomically (runfolder.py):
 ``model.keras`` when val_loss improved, ``checkpoint/epoch-NNNN.json`` (loop
 state and history) and ``epoch-NNNN.keras`` (model + optimizer), ``history.csv``.
 The two newest checkpoints are kept; resume falls back to the older one when
-the newest does not load.
+the newest does not load. Training ends by predicting the test set once with the
+kept weights: predictions.npz and the test metrics, which every later stage reads.
+
+The lines a user sees go to the ``convscope.results`` logger (epochs, test
+result) and ``convscope.progress`` (the redrawn progress line); the CLI decides
+where they appear.
 """
 
 from __future__ import annotations
 
-import contextlib
-import csv
-import io
-import json
+import copy
+import dataclasses
+import logging
 import math
-import os
-import platform
 import signal
-import sys
+import threading
 import time
-import warnings
 from dataclasses import dataclass, field
-from datetime import datetime
-from pathlib import Path
 
 import keras
 import numpy as np
 
-from convscope.backend import batches, describe_backend, seed_everything
-from convscope.config import Config, save_config
+from convscope.backend import batches, batches_per_call, build_training_state, reset_random_state, seed_everything
+from convscope.config import Config
+from convscope.data import load_dataset
 from convscope.errors import ConvscopeError, TrainingInterrupted
-from convscope.fileio import atomic_path, remove_stale_temps, write_json, write_text
-from convscope.runfolder import RunFolder
+from convscope.evaluate import EvaluationResult, evaluate
+from convscope.models import create_model, load_model
+from convscope.runfolder import HISTORY_COLUMNS, RunFolder, describe_environment, new_run, with_run_name
 
-HISTORY_COLUMNS = ("epoch", "loss", "accuracy", "val_loss", "val_accuracy", "learning_rate", "seconds")
-CHECKPOINTS_KEPT = 2  # the newest, and one to fall back to if the newest is damaged
 REDUCE_LR_MIN_DELTA = 1e-4  # ReduceLROnPlateau's default: smaller val_loss gains count as no gain
 ONECYCLE_WARMUP_FRACTION = 0.2  # linear warm-up over the first 20% of steps, then cosine to 0
 ONECYCLE_START_DIVISOR = 25.0  # warm-up starts at peak/25, as in fastai's fit_one_cycle
-# Batches per call into TensorFlow while training (see batches_per_call). Each call costs
-# about 1.5 ms of Python and dispatch here, 10-17% of a small model's step: 8 at a time,
-# mnist_fast trained at 10,300 images/s instead of 8,800 (mnist_convnet 3,740 instead of
-# 3,500), with identical weights. Callbacks (NaN checks, Ctrl-C, progress) then run once
+# Batches per call into TensorFlow while training (see backend.batches_per_call). Each call
+# costs about 1.5 ms of Python and dispatch here, 10-17% of a small model's step: 8 at a
+# time, mnist_fast trained at 10,300 images/s instead of 8,800 (mnist_convnet 3,740 instead
+# of 3,500), with identical weights. Callbacks (NaN checks, Ctrl-C, progress) then run once
 # per 8 batches.
 STEPS_PER_EXECUTION = 8
-PROGRESS_SECONDS = 0.2  # the interactive progress line is redrawn at most this often
+PROGRESS_SECONDS = 0.2  # the progress line is redrawn at most this often
+TEST_BATCH_SIZE = 512  # images per batch when predicting the test set after training
+
+results = logging.getLogger("convscope.results")  # what a run reports: the CLI prints it on stdout
+progress = logging.getLogger("convscope.progress")  # a line redrawn in place: the CLI shows it on a terminal
 
 
 @dataclass
@@ -68,111 +71,217 @@ class TrainResult:
 
     run: RunFolder  # the run folder
     config: Config  # the resolved config saved in it
-    model: keras.Model  # the model with the best weights restored
+    model: keras.Model  # the model with the kept weights
     history: dict[str, list[float]]  # one list per history.csv column
     metrics: dict  # test_loss, test_accuracy, best_epoch, train_seconds, ...
     dataset: object = field(repr=False, default=None)  # the convscope.data.Dataset used
+    evaluation: EvaluationResult | None = field(repr=False, default=None)  # the test set, predicted once
 
 
-# --------------------------------------------------------------------------- run folder
+@dataclass
+class LoopState:
+    """The epoch loop's state, saved in every checkpoint so that a resumed run continues it exactly."""
+
+    epoch: int = 0  # complete epochs
+    best_value: float = math.inf  # lowest monitored loss so far
+    best_epoch: int = 0  # the epoch whose weights are kept (0: none yet)
+    stopped_early: bool = False
+    stale_epochs: int = 0  # epochs without improvement, for EarlyStopping
+    plateau_best: float = math.inf  # ReduceLROnPlateau's reference loss
+    plateau_epochs: int = 0  # epochs on the plateau since the last cut
 
 
-def default_run_name(config: Config) -> str:
-    """Name a run `<dataset>-<model>-<YYYYmmdd-HHMMSS>`."""
+@dataclass
+class Training:
+    """One training run in progress: what every step of the epoch loop reads and updates."""
 
-    def slug(text: str) -> str:
-        text = Path(text.split(":", 1)[-1]).stem if ":" in text or text.endswith((".yaml", ".yml")) else text
-        return "".join(c if c.isalnum() or c in "-_" else "-" for c in text).strip("-") or "run"
+    run: RunFolder
+    config: Config
+    model: keras.Model
+    dataset: object
+    state: LoopState
+    history: dict[str, list]  # one list per history.csv column
+    best_weights: list  # the kept weights, restored at the end
+    fingerprint: dict  # what a resume must match
+    steps_per_epoch: int
 
-    return f"{slug(config.data.dataset)}-{slug(config.model.name)}-{datetime.now():%Y%m%d-%H%M%S}"
+    @property
+    def monitor_key(self) -> str:
+        return "val_loss" if len(self.dataset.y_val) else "loss"
+
+    def kept_note(self) -> str:
+        return f"the last good checkpoint is kept in {self.run.checkpoint_dir}" if self.state.epoch else "no epoch completed, nothing was saved"
 
 
-def prepare_run_folder(config: Config, resume: bool) -> RunFolder:
-    """Create (or, when resuming, check) the run folder and clean temp files a killed run left."""
-    if config.run.name is None:
-        config.run.name = default_run_name(config)
-    run = RunFolder(Path(config.run.out) / config.run.name)
-    # config.yaml is written before epoch 1; a folder without it (killed while loading data) holds no run.
-    has_run = any(path.exists() for path in (run.config_path, run.history_path, run.model_path)) or bool(list_checkpoints(run))
-    if has_run and not resume:
+# --------------------------------------------------------------------------- train
+
+
+def train(config: Config, model: keras.Model | None = None, dataset=None, resume: bool = False) -> TrainResult:
+    """Train a model and write its run folder.
+
+    Args:
+        config: the run configuration; it is not changed (the result holds the resolved one).
+        model: a Keras model (Sequential or functional, called or not) to train
+            instead of ``config.model.name``.
+        dataset: a ``convscope.data.Dataset`` to use instead of loading ``config.data``.
+        resume: continue the run in ``config.run.out/config.run.name`` from its
+            last complete epoch.
+
+    Returns:
+        TrainResult with the run folder, the kept model, the history and test metrics.
+
+    Raises:
+        ConvscopeError: bad input, NaN/Inf loss, a full disk, a folder another process
+            is writing, or a resume that does not match the run; TrainingInterrupted on Ctrl-C.
+
+    Example:
+        >>> result = train(Config())  # doctest: +SKIP
+    """
+    config, model, dataset = prepare_training(config, model, dataset, resume)
+    with new_run(config, resume) as run:
+        return train_in_folder(run, config, model, dataset, resume)
+
+
+def prepare_training(config: Config, model=None, dataset=None, resume: bool = False):
+    """The resolved config, the model and the dataset, before any folder: a bad name leaves none behind.
+
+    Returns:
+        (config copy with its run name, model or None when a resume takes it from the checkpoint, dataset).
+    """
+    config = with_run_name(copy.deepcopy(config))
+    if dataset is None:
+        dataset = load_dataset(config.data, seed=config.train.seed)
+    if len(dataset.y_train) == 0:
+        raise ConvscopeError(f"{config.data.dataset}: no training images; check the dataset and --limit-train")
+    seed_everything(config.train.seed)
+    if model is not None:
+        config.model.name = f"python:{model.name}"  # built in Python: config.yaml can name it, not rebuild it
+    if model is not None or not resume:  # a resumed run takes its model from the checkpoint
+        model = create_model(model if model is not None else config.model.name, dataset.input_shape, dataset.num_classes)
+    return config, model, dataset
+
+
+def train_in_folder(run: RunFolder, config: Config, model, dataset, resume: bool = False) -> TrainResult:
+    """The epoch loop in a locked run folder (``prepare_training`` made the arguments), then the test set once."""
+    training = start_training(run, config, model, dataset, resume)
+    # Backend tensors made once: fit() given NumPy arrays converts the whole set again at every
+    # epoch's call (full MNIST, 0.19 GB: 2.3 s -> 1.0 s of fixed cost per epoch, 2 loaded cores).
+    x_train, y_train = keras.ops.convert_to_tensor(dataset.x_train), keras.ops.convert_to_tensor(dataset.y_train)
+    validation = batches(dataset.x_val, dataset.y_val, config.train.batch_size) if len(dataset.y_val) else None
+    started = time.perf_counter()
+    with SigintGuard() as guard, batches_per_call(training.model, STEPS_PER_EXECUTION):
+        for epoch in range(training.state.epoch, config.train.epochs):
+            if training.state.stopped_early:
+                break
+            row = fit_epoch(training, epoch, x_train, y_train, validation, guard)
+            finish_epoch(training, row)
+            if guard.requested:
+                raise TrainingInterrupted(
+                    f"interrupted after epoch {epoch + 1}; {training.state.epoch} complete epoch(s) saved; "
+                    f"continue with `convscope train --resume {run.path}`"
+                )
+    training.model.set_weights(training.best_weights)
+    finish_metrics(training, time.perf_counter() - started)
+    evaluation = evaluate_test_set(run, training.model, dataset)
+    return TrainResult(run, config, training.model, training.history, run.read_metrics(), dataset, evaluation)
+
+
+def start_training(run: RunFolder, config: Config, model, dataset, resume: bool) -> Training:
+    """A new run's first files, or a resumed run's state from its newest checkpoint."""
+    current = fingerprint(config, dataset)
+    steps_per_epoch = math.ceil(len(dataset.y_train) / config.train.batch_size)
+    state, history = LoopState(), {column: [] for column in HISTORY_COLUMNS}
+    checkpoint = run.load_checkpoint(trust=config.model.trust_model) if resume else None
+    if checkpoint is not None:
+        model, saved = checkpoint
+        check_same_run(saved.get("fingerprint", {}), current, run)
+        state = LoopState(**{key.name: saved[key.name] for key in dataclasses.fields(LoopState)})
+        history = {column: list(values) for column, values in saved["history"].items()}
+        run.write_history(history)  # a kill between checkpoint and history write left it one epoch behind
+        results.info(f"Resuming {run.path} after epoch {state.epoch}")
+    else:
+        if resume:
+            results.info(f"Resuming {run.path}: no complete epoch was saved, starting from epoch 1")
+            if model is None:
+                model = create_model(config.model.name, dataset.input_shape, dataset.num_classes)
+        compile_model(model, config, steps_per_epoch)
+        run.write_config(config)
+        run.write_environment(describe_environment(config))
+        run.write_data_description(dataset)
+    build_training_state(model, dataset.x_train[:1], dataset.y_train[:1])
+    best_weights = model.get_weights()
+    if resume and run.model_path.exists() and state.best_epoch > 0:
+        best_weights = load_model(run.model_path, trust=config.model.trust_model).get_weights()
+    return Training(run, config, model, dataset, state, history, best_weights, current, steps_per_epoch)
+
+
+def fit_epoch(training: Training, epoch: int, x_train, y_train, validation, guard: SigintGuard) -> dict:
+    """One epoch of ``model.fit`` in the seeded order; return its history row, or raise on NaN/Inf or Ctrl-C."""
+    config, model = training.config, training.model
+    order = keras.ops.convert_to_tensor(np.random.default_rng([config.train.seed, epoch]).permutation(len(training.dataset.y_train)))
+    reset_random_state(model, config.train.seed, epoch)
+    monitor = guard.watch(EpochMonitor(epoch, config.train.epochs, training.steps_per_epoch))
+    epoch_start = time.perf_counter()
+    logs = model.fit(
+        batches(keras.ops.take(x_train, order, axis=0), keras.ops.take(y_train, order, axis=0), config.train.batch_size),
+        epochs=epoch + 1, initial_epoch=epoch, shuffle=False, validation_data=validation,
+        callbacks=[monitor], verbose=0,
+    ).history
+    guard.watch(None)
+    monitor.finish()
+    if monitor.bad_loss is not None:
+        where, value = monitor.bad_loss
         raise ConvscopeError(
-            f"{run.path}: already holds a run; continue it with `convscope train --resume {run.path}` "
-            "or choose another --name"
+            f"training diverged: loss became {value} at epoch {epoch + 1}, {where}; "
+            f"{training.kept_note()}; lower --learning-rate or check the data for NaN/Inf"
         )
-    if resume and not run.path.is_dir():
-        raise ConvscopeError(f"{run.path}: no run folder to resume; check the path or start a new run without --resume")
-    try:
-        run.checkpoint_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise ConvscopeError(f"{run.path}: cannot create the run folder ({error.strerror}); pass a writable --out") from None
-    for folder in (run.path, run.checkpoint_dir):
-        for stale in remove_stale_temps(folder):
-            warnings.warn(f"removed {stale}, a partial file left by an interrupted run", stacklevel=2)
-    return run
-
-
-def describe_environment(config: Config) -> dict:
-    """Versions, seed, machine and command line, for environment.json."""
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as handle:
-            cpu = next((line.split(":", 1)[1].strip() for line in handle if line.startswith("model name")), cpu)
-    except OSError:
-        pass
-    import convscope
-
+    if monitor.interrupted_at is not None:
+        raise TrainingInterrupted(
+            f"interrupted at epoch {epoch + 1}, batch {monitor.interrupted_at}; "
+            f"{training.state.epoch} complete epoch(s) saved; continue with `convscope train --resume {training.run.path}`"
+        )
+    has_validation = validation is not None
     return {
-        "convscope": convscope.__version__,
-        "python": platform.python_version(),
-        "numpy": np.__version__,
-        **describe_backend(),
-        "seed": config.train.seed,
-        "cpu": cpu,
-        "cpu_count": os.cpu_count(),
-        "platform": platform.platform(),
-        "command": " ".join(["convscope", *sys.argv[1:]]) if Path(sys.argv[0]).name == "convscope" else None,
-        "started": datetime.now().isoformat(timespec="seconds"),
+        "epoch": epoch + 1,
+        "loss": float(logs["loss"][-1]),
+        "accuracy": float(logs["accuracy"][-1]),
+        "val_loss": float(logs["val_loss"][-1]) if has_validation else math.nan,
+        "val_accuracy": float(logs["val_accuracy"][-1]) if has_validation else math.nan,
+        "learning_rate": current_learning_rate(model),
+        "seconds": round(time.perf_counter() - epoch_start, 3),
     }
 
 
-def describe_dataset(dataset) -> dict:
-    """What the report says about the data, for data.json."""
-    return {
-        "name": dataset.name,
-        "source": dataset.source,
-        "class_names": list(dataset.class_names),
-        "input_shape": list(dataset.input_shape),
-        "num_classes": dataset.num_classes,
-        "preprocessing": dataset.preprocessing,
-    }
-
-
-def write_history(run: RunFolder, history: dict[str, list[float]]) -> None:
-    """Rewrite history.csv atomically with every completed epoch."""
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(HISTORY_COLUMNS)
-    for row in zip(*(history[column] for column in HISTORY_COLUMNS)):
-        writer.writerow(["" if isinstance(v, float) and math.isnan(v) else (f"{v:.6g}" if isinstance(v, float) else v) for v in row])
-    try:
-        write_text(run.history_path, buffer.getvalue())
-    except OSError as error:
+def finish_epoch(training: Training, row: dict) -> None:
+    """Check the epoch's result, apply the callbacks, write model.keras, the checkpoint and history.csv."""
+    state, epoch = training.state, row["epoch"]
+    value = row[training.monitor_key]
+    if not math.isfinite(value):
         raise ConvscopeError(
-            f"{run.history_path}: cannot write ({error.strerror or error}); the previous file is intact; "
-            "free disk space, then resume with --resume"
-        ) from None
-
-
-def save_keras(model: keras.Model, path: Path) -> None:
-    """Save a model atomically; a full disk becomes a clear error, the old file intact."""
-    try:
-        with atomic_path(path) as tmp:
-            model.save(tmp)
-    except OSError as error:
+            f"training diverged: {training.monitor_key} became {value} at epoch {epoch}; "
+            f"{training.kept_note()}; lower --learning-rate or check the data"
+        )
+    # A batch's loss is computed before its update: an update that breaks the
+    # weights on the epoch's last batch leaves every logged loss finite.
+    weights = training.model.get_weights()
+    if not all(np.isfinite(array).all() for array in weights):
         raise ConvscopeError(
-            f"{path}: cannot write ({error.strerror or error}); the previous file is intact; "
-            "free disk space or pass another --out, then resume with --resume"
-        ) from None
+            f"training diverged: weights became NaN or Inf at epoch {epoch}, batch {training.steps_per_epoch} "
+            f"(the epoch's last, whose loss was still finite); {training.kept_note()}; lower --learning-rate or check the data"
+        )
+    for column in HISTORY_COLUMNS:
+        training.history[column].append(row[column])
+    improved = value < state.best_value
+    if improved:
+        state.best_value, state.best_epoch = value, epoch
+        training.best_weights = weights
+    update_callbacks(training.model, training.config, state, value, improved)
+    state.epoch = epoch
+    if improved:  # before the checkpoint: a resume never sees a best epoch newer than model.keras
+        training.run.save_model(training.model)
+    training.run.save_checkpoint(training.model, {**dataclasses.asdict(state), "fingerprint": training.fingerprint, "history": training.history})
+    training.run.write_history(training.history)
+    results.info(format_epoch(row, training.config.train.epochs, improved))
 
 
 # --------------------------------------------------------------------------- model and optimizer
@@ -213,49 +322,8 @@ def compile_model(model: keras.Model, config: Config, steps_per_epoch: int) -> N
     )
 
 
-def build_training_state(model: keras.Model, x, y) -> None:
-    """Create the optimizer's and the metrics' variables now, from one example's shapes.
-
-    Otherwise Keras (TensorFlow, no distribution strategy) creates them while tracing the
-    first training step, and TensorFlow traces a function that created variables a second
-    time: the first epoch of mnist_fast took 1 s longer here. ``_symbolic_build`` is private,
-    but it is Keras' own way to build that state, which it uses under a distribution strategy.
-    """
-    model._symbolic_build(data_batch=(x, y, None))
-
-
-@contextlib.contextmanager
-def batches_per_call(model: keras.Model, count: int):
-    """Inside, ``fit`` and ``evaluate`` run ``count`` batches per call into the backend.
-
-    Not compiled into the model: ``predict`` with more than one batch per call traces its
-    function again for every new size of the last group (and TensorFlow warns about it),
-    and saved models would carry the setting into evaluate and inspect. On the way out the
-    model gets 1 again and drops the functions built for ``count``; Keras rebuilds them.
-    """
-    model.steps_per_execution = count
-    try:
-        yield model
-    finally:
-        model.steps_per_execution = 1
-        model.train_function = model.test_function = model.predict_function = None
-
-
 def current_learning_rate(model: keras.Model) -> float:
     return float(keras.ops.convert_to_numpy(model.optimizer.learning_rate))
-
-
-def reset_random_state(model: keras.Model, seed: int, epoch: int) -> None:
-    """Set every dropout (and other random layer) seed from (seed, epoch).
-
-    Keras keeps these seeds in per-layer SeedGenerator variables that .keras files
-    do not store, so a resumed run would otherwise draw different dropout masks.
-    """
-    rng = np.random.default_rng([seed, epoch])
-    for layer in model._flatten_layers(include_self=True):  # private, but the only way to reach every nested layer
-        for generator in getattr(layer, "_seed_generators", []):
-            state = generator.state
-            generator.state.assign(np.array([rng.integers(0, 2**30), 0], dtype=state.dtype))
 
 
 # --------------------------------------------------------------------------- callbacks
@@ -271,9 +339,10 @@ class EpochMonitor(keras.callbacks.Callback):
     to completion before returning, so there is nothing to wait for.
     """
 
-    def __init__(self, epoch: int, epochs: int, steps: int, interactive: bool):
+    def __init__(self, epoch: int, epochs: int, steps: int):
         super().__init__()
-        self.epoch, self.epochs, self.steps, self.interactive = epoch, epochs, steps, interactive
+        self.epoch, self.epochs, self.steps = epoch, epochs, steps
+        self.shows_progress = progress.isEnabledFor(logging.INFO)  # no one listening: no line to format
         self.bad_loss: tuple[str, float] | None = None  # ("batch 3" or "batches 1-8", value)
         self.interrupted_at: int | None = None  # batch
         self.interrupt_requested = False
@@ -291,14 +360,18 @@ class EpochMonitor(keras.callbacks.Callback):
         elif self.interrupt_requested:
             self.interrupted_at = done
             self.model.stop_training = True
-        elif self.interactive and (time.perf_counter() - self.drawn > PROGRESS_SECONDS or done == self.steps):
+        elif self.shows_progress and (time.perf_counter() - self.drawn > PROGRESS_SECONDS or done == self.steps):
             self.drawn = time.perf_counter()
             bar = "=" * int(30 * done / self.steps)
-            sys.stdout.write(
-                f"\rEpoch {self.epoch + 1}/{self.epochs} [{bar:<30}] {done}/{self.steps} "
+            progress.info(
+                f"Epoch {self.epoch + 1}/{self.epochs} [{bar:<30}] {done}/{self.steps} "
                 f"loss {loss:.4f} {self.drawn - self.started:.0f}s"
             )
-            sys.stdout.flush()
+
+    def finish(self) -> None:
+        """The epoch is over: an empty progress record clears the line."""
+        if self.shows_progress:
+            progress.info("")
 
 
 class SigintGuard:
@@ -310,8 +383,15 @@ class SigintGuard:
         self.previous = None
         self.requested = False
 
+    def watch(self, monitor: EpochMonitor | None) -> EpochMonitor | None:
+        """Route Ctrl-C to ``monitor`` (None between epochs); a Ctrl-C already pressed reaches it at once."""
+        self.monitor = monitor
+        if monitor is not None:
+            monitor.interrupt_requested = self.requested
+        return monitor
+
     def __enter__(self):
-        if hasattr(signal, "SIGINT") and _in_main_thread():
+        if hasattr(signal, "SIGINT") and threading.current_thread() is threading.main_thread():
             self.previous = signal.signal(signal.SIGINT, self._handle)
         return self
 
@@ -326,12 +406,6 @@ class SigintGuard:
         if self.previous is not None:
             signal.signal(signal.SIGINT, self.previous)
         return False
-
-
-def _in_main_thread() -> bool:
-    import threading
-
-    return threading.current_thread() is threading.main_thread()
 
 
 # --------------------------------------------------------------------------- resume
@@ -370,227 +444,28 @@ def check_same_run(saved: dict, current: dict, run: RunFolder) -> None:
         )
 
 
-def list_checkpoints(run: RunFolder) -> list[Path]:
-    """Checkpoint files, newest first."""
-    return sorted(run.checkpoint_dir.glob("epoch-*.keras"), reverse=True)
 
 
-def load_checkpoint(run: RunFolder, trust: bool = False) -> tuple[keras.Model, dict] | None:
-    """Load the newest checkpoint that loads; warn about each that does not.
-
-    Args:
-        run: the run folder.
-        trust: the run's --trust-model (a trusted Lambda layer must resume too).
-
-    Returns:
-        (model with its optimizer, loop state), or None when the run has no
-        checkpoint (interrupted in its first epoch).
-    """
-    from convscope.models import load_model
-
-    candidates = list_checkpoints(run)
-    for path in candidates:
-        state_path = damaged = path.with_suffix(".json")
-        try:
-            state = json.loads(state_path.read_text(encoding="utf-8"))
-            damaged = path
-            return load_model(path, trust=trust, compile=True), state
-        except Exception as error:  # noqa: BLE001 - any failure to read means: damaged, try the older one
-            reason = " ".join(str(error).split())[:120]  # Keras' messages span lines; a warning is one
-            warnings.warn(f"{damaged}: damaged checkpoint ({type(error).__name__}: {reason}); trying an older one", stacklevel=2)
-    if candidates:
-        raise ConvscopeError(
-            f"{run.checkpoint_dir}: no checkpoint loads ({len(candidates)} damaged); "
-            f"delete {run.path} and train again without --resume"
-        )
-    return None
+# --------------------------------------------------------------------------- callbacks and results
 
 
-def save_checkpoint(run: RunFolder, model: keras.Model, state: dict) -> None:
-    """Write epoch-NNNN.json then epoch-NNNN.keras, then drop checkpoints beyond the newest two."""
-    stem = run.checkpoint_dir / f"epoch-{state['epoch']:04d}"
-    try:
-        write_json(stem.with_suffix(".json"), state)
-    except OSError as error:
-        raise ConvscopeError(
-            f"{stem}.json: cannot write ({error.strerror or error}); the previous checkpoint is intact; "
-            "free disk space, then resume with --resume"
-        ) from None
-    save_keras(model, stem.with_suffix(".keras"))
-    for old in list_checkpoints(run)[CHECKPOINTS_KEPT:]:
-        old.unlink(missing_ok=True)
-        old.with_suffix(".json").unlink(missing_ok=True)
-
-
-# --------------------------------------------------------------------------- train
-
-
-def train(config: Config, model: keras.Model | None = None, dataset=None, resume: bool = False) -> TrainResult:
-    """Train a model and write its run folder.
-
-    Args:
-        config: the resolved run configuration.
-        model: a Keras model (Sequential or functional, called or not) to train
-            instead of ``config.model.name``.
-        dataset: a ``convscope.data.Dataset`` to use instead of loading ``config.data``.
-        resume: continue the run in ``config.run.out/config.run.name`` from its
-            last complete epoch.
-
-    Returns:
-        TrainResult with the run folder, the best model, the history and test metrics.
-
-    Raises:
-        ConvscopeError: bad input, NaN/Inf loss, a full disk, or a resume that
-            does not match the run; TrainingInterrupted on Ctrl-C.
-
-    Example:
-        >>> result = train(Config())  # doctest: +SKIP
-    """
-    from convscope.data import load_dataset
-    from convscope.models import create_model, load_model
-
-    # Data and model before the run folder: a bad dataset or model name leaves no empty folder behind.
-    if dataset is None:
-        dataset = load_dataset(config.data, seed=config.train.seed)
-    if len(dataset.y_train) == 0:
-        raise ConvscopeError(f"{config.data.dataset}: no training images; check the dataset and --limit-train")
-    seed_everything(config.train.seed)
-    if model is not None:
-        config.model.name = f"python:{model.name}"  # built in Python: config.yaml can name it, not rebuild it
-    if model is not None or not resume:  # a resumed run takes its model from the checkpoint
-        model = create_model(model if model is not None else config.model.name, dataset.input_shape, dataset.num_classes)
-    run = prepare_run_folder(config, resume)
-    current = fingerprint(config, dataset)
-    steps_per_epoch = math.ceil(len(dataset.y_train) / config.train.batch_size)
-
-    loop = {
-        "epoch": 0, "best_value": math.inf, "best_epoch": 0, "stopped_early": False,
-        "stale_epochs": 0, "plateau_best": math.inf, "plateau_epochs": 0,
-    }
-    history: dict[str, list] = {column: [] for column in HISTORY_COLUMNS}
-    checkpoint = load_checkpoint(run, trust=config.model.trust_model) if resume else None
-    if checkpoint is not None:
-        model, state = checkpoint
-        check_same_run(state.get("fingerprint", {}), current, run)
-        loop.update({key: state[key] for key in loop})
-        history = {column: list(values) for column, values in state["history"].items()}
-        write_history(run, history)  # a kill between checkpoint and history write left it one epoch behind
-        print(f"Resuming {run.path} after epoch {loop['epoch']}")
-    else:
-        if resume:
-            print(f"Resuming {run.path}: no complete epoch was saved, starting from epoch 1")
-            if model is None:
-                model = create_model(config.model.name, dataset.input_shape, dataset.num_classes)
-        compile_model(model, config, steps_per_epoch)
-        save_config(config, run.config_path)
-        write_json(run.environment_path, describe_environment(config))
-        write_json(run.data_path, describe_dataset(dataset))
-    build_training_state(model, dataset.x_train[:1], dataset.y_train[:1])
-    best_weights = model.get_weights()
-    if resume and run.model_path.exists() and loop["best_epoch"] > 0:
-        best_weights = load_model(run.model_path, trust=config.model.trust_model).get_weights()
-
-    has_validation = len(dataset.y_val) > 0
-    # Backend tensors made once: fit() given NumPy arrays converts the whole set again at every
-    # epoch's call (full MNIST, 0.19 GB: 2.3 s -> 1.0 s of fixed cost per epoch, 2 loaded cores).
-    x_train, y_train = keras.ops.convert_to_tensor(dataset.x_train), keras.ops.convert_to_tensor(dataset.y_train)
-    validation = batches(dataset.x_val, dataset.y_val, config.train.batch_size) if has_validation else None
-    monitor_key = "val_loss" if has_validation else "loss"
-    interactive = sys.stdout.isatty()
-    started = time.perf_counter()
-    with SigintGuard() as guard, batches_per_call(model, STEPS_PER_EXECUTION):
-        for epoch in range(loop["epoch"], config.train.epochs):
-            if loop["stopped_early"]:
-                break
-            order = keras.ops.convert_to_tensor(np.random.default_rng([config.train.seed, epoch]).permutation(len(dataset.y_train)))
-            reset_random_state(model, config.train.seed, epoch)
-            monitor = EpochMonitor(epoch, config.train.epochs, steps_per_epoch, interactive)
-            guard.monitor = monitor
-            monitor.interrupt_requested = guard.requested
-            epoch_start = time.perf_counter()
-            logs = model.fit(
-                batches(keras.ops.take(x_train, order, axis=0), keras.ops.take(y_train, order, axis=0), config.train.batch_size),
-                epochs=epoch + 1, initial_epoch=epoch, shuffle=False, validation_data=validation,
-                callbacks=[monitor], verbose=0,
-            ).history
-            guard.monitor = None
-            if interactive:
-                sys.stdout.write("\r" + " " * 90 + "\r")
-            kept = f"the last good checkpoint is kept in {run.checkpoint_dir}" if loop["epoch"] else "no epoch completed, nothing was saved"
-            if monitor.bad_loss is not None:
-                where, value = monitor.bad_loss
-                raise ConvscopeError(
-                    f"training diverged: loss became {value} at epoch {epoch + 1}, {where}; "
-                    f"{kept}; lower --learning-rate or check the data for NaN/Inf"
-                )
-            if monitor.interrupted_at is not None:
-                raise TrainingInterrupted(
-                    f"interrupted at epoch {epoch + 1}, batch {monitor.interrupted_at}; "
-                    f"{loop['epoch']} complete epoch(s) saved; continue with `convscope train --resume {run.path}`"
-                )
-            row = {
-                "epoch": epoch + 1,
-                "loss": float(logs["loss"][-1]),
-                "accuracy": float(logs["accuracy"][-1]),
-                "val_loss": float(logs["val_loss"][-1]) if has_validation else math.nan,
-                "val_accuracy": float(logs["val_accuracy"][-1]) if has_validation else math.nan,
-                "learning_rate": current_learning_rate(model),
-                "seconds": round(time.perf_counter() - epoch_start, 3),
-            }
-            value = row[monitor_key]
-            if not math.isfinite(value):
-                raise ConvscopeError(
-                    f"training diverged: {monitor_key} became {value} at epoch {epoch + 1}; "
-                    f"{kept}; lower --learning-rate or check the data"
-                )
-            # A batch's loss is computed before its update: an update that breaks the
-            # weights on the epoch's last batch leaves every logged loss finite.
-            weights = model.get_weights()
-            if not all(np.isfinite(array).all() for array in weights):
-                raise ConvscopeError(
-                    f"training diverged: weights became NaN or Inf at epoch {epoch + 1}, batch {steps_per_epoch} "
-                    f"(the epoch's last, whose loss was still finite); {kept}; lower --learning-rate or check the data"
-                )
-            for column in HISTORY_COLUMNS:
-                history[column].append(row[column])
-            improved = value < loop["best_value"]
-            if improved:
-                loop["best_value"], loop["best_epoch"] = value, epoch + 1
-                best_weights = weights
-            update_callbacks(model, config, loop, value, improved)
-            loop["epoch"] = epoch + 1
-            if improved:  # before the checkpoint: a resume never sees a best epoch newer than model.keras
-                save_keras(model, run.model_path)
-            save_checkpoint(run, model, {**loop, "fingerprint": current, "history": history})
-            write_history(run, history)
-            print(format_epoch(row, config.train.epochs, improved), flush=True)
-            if guard.requested:
-                raise TrainingInterrupted(
-                    f"interrupted after epoch {epoch + 1}; {loop['epoch']} complete epoch(s) saved; "
-                    f"continue with `convscope train --resume {run.path}`"
-                )
-    train_seconds = time.perf_counter() - started
-    model.set_weights(best_weights)
-    return TrainResult(run, config, model, history, finish_metrics(run, model, dataset, config, loop, history, train_seconds), dataset)
-
-
-def update_callbacks(model: keras.Model, config: Config, loop: dict, value: float, improved: bool) -> None:
-    """ReduceLROnPlateau and EarlyStopping with Keras' rules, state kept in ``loop`` for resume."""
+def update_callbacks(model: keras.Model, config: Config, state: LoopState, value: float, improved: bool) -> None:
+    """ReduceLROnPlateau and EarlyStopping with Keras' rules, their state kept in ``state`` for resume."""
     if config.train.reduce_lr is not None:
         factor, patience, min_lr = config.train.reduce_lr
-        gained = value < loop["plateau_best"] - REDUCE_LR_MIN_DELTA
+        gained = value < state.plateau_best - REDUCE_LR_MIN_DELTA
         if gained:
-            loop["plateau_best"], loop["plateau_epochs"] = value, 0
+            state.plateau_best, state.plateau_epochs = value, 0
         else:
-            loop["plateau_epochs"] += 1
-            if loop["plateau_epochs"] >= patience:
+            state.plateau_epochs += 1
+            if state.plateau_epochs >= patience:
                 new_rate = max(current_learning_rate(model) * factor, min_lr)
                 model.optimizer.learning_rate.assign(new_rate)
-                loop["plateau_epochs"] = 0
+                state.plateau_epochs = 0
     if config.train.early_stop > 0:
-        loop["stale_epochs"] = 0 if improved else loop["stale_epochs"] + 1
-        if loop["stale_epochs"] >= config.train.early_stop:
-            loop["stopped_early"] = True
+        state.stale_epochs = 0 if improved else state.stale_epochs + 1
+        if state.stale_epochs >= config.train.early_stop:
+            state.stopped_early = True
 
 
 def format_epoch(row: dict, epochs: int, improved: bool) -> str:
@@ -600,21 +475,27 @@ def format_epoch(row: dict, epochs: int, improved: bool) -> str:
     return text + f" lr {row['learning_rate']:.2g} {row['seconds']:.1f}s" + (" *best" if improved else "")
 
 
-def finish_metrics(run: RunFolder, model, dataset, config: Config, loop: dict, history: dict, train_seconds: float) -> dict:
-    """Evaluate the best model on the test set and write metrics.json."""
+def finish_metrics(training: Training, session_seconds: float) -> None:
+    """Write the training facts into metrics.json: kept epoch, epochs run, seconds, validation at the kept epoch."""
+    state, history = training.state, training.history
     metrics = {
-        "best_epoch": loop["best_epoch"],
-        "epochs_run": loop["epoch"],
-        "stopped_early": loop["stopped_early"],
+        "best_epoch": state.best_epoch,
+        "epochs_run": state.epoch,
+        "stopped_early": state.stopped_early,
         "train_seconds": round(float(np.sum(history["seconds"])), 2),
-        "last_session_seconds": round(train_seconds, 2),
+        "last_session_seconds": round(session_seconds, 2),
     }
-    if loop["best_epoch"] and not math.isnan(history["val_loss"][loop["best_epoch"] - 1]):
-        metrics["best_val_loss"] = history["val_loss"][loop["best_epoch"] - 1]
-        metrics["best_val_accuracy"] = history["val_accuracy"][loop["best_epoch"] - 1]
-    if len(dataset.y_test):
-        test_loss, test_accuracy = model.evaluate(batches(dataset.x_test, dataset.y_test, 512), verbose=0)
-        metrics.update(test_loss=float(test_loss), test_accuracy=float(test_accuracy))
-        print(f"Test: loss {test_loss:.4f} accuracy {test_accuracy:.4f} ({run.path})")
-    run.update_metrics(metrics)
-    return metrics
+    if state.best_epoch and not math.isnan(history["val_loss"][state.best_epoch - 1]):
+        metrics["best_val_loss"] = history["val_loss"][state.best_epoch - 1]
+        metrics["best_val_accuracy"] = history["val_accuracy"][state.best_epoch - 1]
+    training.run.update_metrics(metrics)
+
+
+def evaluate_test_set(run: RunFolder, model: keras.Model, dataset) -> EvaluationResult | None:
+    """Predict the test set once with the kept weights; write predictions.npz and the test metrics."""
+    if not len(dataset.y_test):
+        return None
+    result = evaluate(model, dataset.x_test, dataset.y_test, class_names=dataset.class_names, batch_size=TEST_BATCH_SIZE)
+    run.save_evaluation(result)
+    results.info(f"Test: loss {result.loss:.4f} accuracy {result.accuracy:.4f} ({run.path})")
+    return result
