@@ -15,6 +15,9 @@ Every scenario of the reliability contract has a test here, in the contract's or
                                                      test_resume_with_another_class_list_is_refused
      7 Ctrl-C                                        test_sigint_at_a_random_point_saves_a_resumable_state
                                                      test_sigint_while_the_epoch_files_are_written
+     (2b) two writers in one run folder              test_two_trainings_into_one_folder_one_exits_2_naming_the_other
+                                                     test_a_killed_writers_lock_is_taken_over_with_a_warning
+                                                     test_the_lock_is_reentrant_in_one_process_and_exclusive_across_processes
     Bad and hostile files
      8 pickle gadgets                                test_pickle_gadgets_are_refused_and_never_run
                                                      (test_gadgets_run_under_plain_pickle: the payloads are live)
@@ -348,6 +351,64 @@ def test_stale_temps_and_a_folder_killed_before_the_first_epoch(tmp_path, recwar
     train(config)
     assert not any(path.exists() for path in stale)
     assert any("partial file left by an interrupted run" in str(warning.message) for warning in recwarn)
+
+
+# =========================================================================== 2b. two writers, one folder
+
+
+@pytest.mark.slow
+def test_two_trainings_into_one_folder_one_exits_2_naming_the_other(tmp_path):
+    # Started at once with the same --name: the folder's lock lets one train; the other
+    # exits 2 naming the process that holds it (before the lock, both ran, and one could
+    # fail on the other's missing temp file).
+    args = ["train", *TRAIN_ARGS, "--epochs", "6", "--out", str(tmp_path), "--name", "run"]
+    both = [Background(convscope_command(*args), tmp_path, label) for label in ("a", "b")]
+    outcomes = sorted((process.finish() for process in both), key=lambda outcome: outcome[0])
+    (won, _, _), (lost, _, lost_stderr) = outcomes
+    assert (won, lost) == (0, 2), lost_stderr
+    line = the_error_line(lost_stderr)
+    assert re_search(r"run: in use by process \d+ on .* \(convscope train .*\); wait for it to finish", line), line
+    assert_no_partial_files(tmp_path / "run")
+    assert not (tmp_path / "run" / ".lock").exists()  # released by the winner
+
+
+@pytest.mark.slow
+def test_a_killed_writers_lock_is_taken_over_with_a_warning(tmp_path, reference):
+    run = tmp_path / "run"
+    first = Background(convscope_command("train", *TRAIN_ARGS, "--out", str(tmp_path), "--name", "run"), tmp_path, "first")
+    first.wait_for(lambda: checkpoint_exists(run, 1))
+    pid = first.process.pid
+    assert f"process {pid} " in (run / ".lock").read_text()
+    first.signal(signal.SIGKILL)
+    assert first.finish()[0] == -signal.SIGKILL
+    resumed = run_command(convscope_command("train", "--resume", str(run)), tmp_path)
+    assert resumed.returncode == 0, resumed.stderr
+    warnings = [line for line in stderr_lines(resumed.stderr) if "took over the lock" in line]
+    assert len(warnings) == 1 and f"process {pid} " in warnings[0], resumed.stderr
+    assert_same_run(run, reference)
+    assert not (run / ".lock").exists()
+
+
+def test_the_lock_is_reentrant_in_one_process_and_exclusive_across_processes(tmp_path):
+    from convscope.runfolder import RunFolder
+
+    run = RunFolder(tmp_path / "run")
+    holder = "import sys, time; from convscope.runfolder import RunFolder\nwith RunFolder(__import__('pathlib').Path(sys.argv[1])).lock():\n    print('held', flush=True); time.sleep(60)"
+    with run.lock(), run.lock():  # `convscope run` takes it again in each stage
+        assert run.lock_path.is_file()
+    assert not run.lock_path.exists()
+    other = subprocess.Popen([sys.executable, "-c", holder, str(run.path)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert other.stdout.readline().strip() == "held"
+        with pytest.raises(ConvscopeError, match=rf"run: in use by process {other.pid} "):
+            with run.lock():
+                pass
+    finally:
+        other.kill()
+        other.wait()
+    with pytest.warns(UserWarning, match=rf"took over the lock of process {other.pid} "):
+        with run.lock():
+            pass
 
 
 # =========================================================================== 3. damaged newest checkpoint

@@ -166,7 +166,7 @@ class EvaluationResult:
 
         Returns:
             dict with loss, accuracy, top_k_accuracy, macro_avg, weighted_avg,
-            per_class, ece, most_confused, num_test and num_errors.
+            per_class, ece, most_confused, num_test, num_errors and confusion_matrix.
 
         Example:
             >>> run.update_metrics(result.to_metrics())
@@ -186,6 +186,7 @@ class EvaluationResult:
             ],
             "num_test": int(len(self.labels)),
             "num_errors": self.num_errors,
+            "confusion_matrix": self.confusion.tolist(),  # counts, rows true, columns predicted
         }
 
 
