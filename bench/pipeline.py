@@ -76,7 +76,8 @@ def stages_child(flags: list[str], out: str) -> None:
 
     dataset = timed("load", lambda: load_dataset(config.data, seed=config.train.seed))
     trained = timed("train", lambda: train(config, dataset=dataset))
-    timed("evaluate", lambda: evaluate_run(trained.run.path, model=trained.model, dataset=dataset))
+    # Training predicted the test set already; evaluate draws from that, as `convscope run` does.
+    timed("evaluate", lambda: evaluate_run(trained.run.path, model=trained.model, dataset=dataset, evaluation=trained.evaluation))
     timed("inspect", lambda: inspect_run(trained.run.path, model=trained.model, dataset=dataset))
     timed("report", lambda: report_run(trained.run.path))
     metrics = trained.run.read_metrics()

@@ -18,7 +18,9 @@ import argparse
 import logging
 import sys
 import warnings
+from pathlib import Path
 
+from convscope.config import Config, resolve_config
 from convscope.errors import ConvscopeError
 
 # flag -> (config section, field); every flag defaults to None so that only the
@@ -47,12 +49,6 @@ CONFIG_FLAGS = {
     "out": ("run", "out"),
     "name": ("run", "name"),
 }
-
-
-def _defaults():
-    from convscope.config import Config
-
-    return Config()
 
 
 def add_data_flags(parser: argparse.ArgumentParser, defaults) -> None:
@@ -106,10 +102,6 @@ def add_output_flags(parser: argparse.ArgumentParser, defaults, name_help: str) 
 
 def build_config(args: argparse.Namespace):
     """Defaults < preset < --config (or the resumed run's config.yaml) < flags."""
-    from pathlib import Path
-
-    from convscope.config import resolve_config
-
     overrides: dict[str, dict] = {}
     for flag, (section, key) in CONFIG_FLAGS.items():
         value = getattr(args, flag, None)
@@ -134,7 +126,7 @@ def build_config(args: argparse.Namespace):
 
 
 def command_train(args) -> int:
-    from convscope.train import train
+    from convscope.train import train  # lazy: --help starts without TensorFlow
 
     config = build_config(args)
     result = train(config, resume=bool(args.resume))
@@ -143,7 +135,7 @@ def command_train(args) -> int:
 
 
 def command_run(args) -> int:
-    from convscope.pipeline import run
+    from convscope.pipeline import run  # lazy: --help starts without TensorFlow
 
     config = build_config(args)
     result = run(config, resume=bool(args.resume))
@@ -153,7 +145,7 @@ def command_run(args) -> int:
 
 
 def command_evaluate(args) -> int:
-    from convscope.pipeline import evaluate_run
+    from convscope.pipeline import evaluate_run  # lazy: --help starts without TensorFlow
 
     result = evaluate_run(args.run)
     print(f"Test accuracy {result.accuracy:.4f}, loss {result.loss:.4f}; figures in {args.run}/plots")
@@ -161,7 +153,7 @@ def command_evaluate(args) -> int:
 
 
 def command_inspect(args) -> int:
-    from convscope.pipeline import inspect_run
+    from convscope.pipeline import inspect_run  # lazy: --help starts without TensorFlow
 
     images = _parse_int_list(args.images, "--images") if args.images else None
     layers = [name.strip() for name in args.layers.split(",") if name.strip()] if args.layers else None
@@ -171,15 +163,15 @@ def command_inspect(args) -> int:
 
 
 def command_report(args) -> int:
-    from convscope.pipeline import report_run
+    from convscope.pipeline import report_run  # lazy: --help starts without TensorFlow
 
     print(f"Report: {report_run(args.run)}")
     return 0
 
 
 def command_summary(args) -> int:
-    from convscope.data import load_dataset
-    from convscope.models import create_model, summarize
+    from convscope.data import load_dataset  # lazy: --help starts without TensorFlow
+    from convscope.models import create_model, summarize  # lazy: --help starts without TensorFlow
 
     dataset = load_dataset(args.dataset, data_dir=args.data_dir)
     model = create_model(args.model, dataset.input_shape, dataset.num_classes)
@@ -188,21 +180,21 @@ def command_summary(args) -> int:
 
 
 def command_models(args) -> int:
-    from convscope.models import format_models_table
+    from convscope.models import format_models_table  # lazy: --help starts without TensorFlow
 
     print(format_models_table())
     return 0
 
 
 def command_datasets(args) -> int:
-    from convscope.data import format_datasets_table
+    from convscope.data import format_datasets_table  # lazy: --help starts without TensorFlow
 
     print(format_datasets_table())
     return 0
 
 
 def command_compare(args) -> int:
-    from convscope.compare import compare_runs, expand_run_paths, format_leaderboard, write_compare_html
+    from convscope.compare import compare_runs, expand_run_paths, format_leaderboard, write_compare_html  # lazy: --help starts without TensorFlow
 
     comparison = compare_runs(expand_run_paths(args.runs), group_by_dataset=args.group_by_dataset)
     print(format_leaderboard(comparison))
@@ -211,8 +203,8 @@ def command_compare(args) -> int:
 
 
 def command_baseline(args) -> int:
-    from convscope.baseline import DEFAULT_HIDDEN_LAYERS, baseline_config, baseline_name, is_baseline_name
-    from convscope.pipeline import train_baseline
+    from convscope.baseline import DEFAULT_HIDDEN_LAYERS, baseline_config, baseline_name, is_baseline_name  # lazy: --help starts without TensorFlow
+    from convscope.pipeline import train_baseline  # lazy: --help starts without TensorFlow
 
     config = build_config(args)
     if args.kind or args.hidden_layers or not is_baseline_name(config.model.name):  # else: repeat --config's baseline
@@ -224,7 +216,7 @@ def command_baseline(args) -> int:
 
 
 def command_sweep(args) -> int:
-    from convscope.sweep import sweep
+    from convscope.sweep import sweep  # lazy: --help starts without TensorFlow
 
     models = [name.strip() for name in args.models.split(",") if name.strip()]
     result = sweep(models, build_config(args))
@@ -236,7 +228,7 @@ def command_sweep(args) -> int:
 def command_predict(args) -> int:
     import json
 
-    from convscope.predict import format_predictions, predict_images
+    from convscope.predict import format_predictions, predict_images  # lazy: --help starts without TensorFlow
 
     result = predict_images(args.run, args.images, top_k=args.top_k)
     print(json.dumps(result.to_dict(), indent=2) if args.json else format_predictions(result))
@@ -261,7 +253,7 @@ class Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    defaults = _defaults()
+    defaults = Config()
     parser = Parser(
         prog="convscope",
         description="Train, evaluate and look inside convolutional image classifiers.",
