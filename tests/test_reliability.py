@@ -376,11 +376,11 @@ def test_two_trainings_into_one_folder_one_exits_2_naming_the_other(tmp_path):
 def test_a_killed_writers_lock_is_taken_over_with_a_warning(tmp_path, reference):
     run = tmp_path / "run"
     first = Background(convscope_command("train", *TRAIN_ARGS, "--out", str(tmp_path), "--name", "run"), tmp_path, "first")
-    first.wait_for(lambda: checkpoint_exists(run, 1))
-    pid = first.process.pid
-    assert f"process {pid} " in (run / ".lock").read_text()
+    first.wait_for(checkpoint_exists(run, 1))
     first.signal(signal.SIGKILL)
     assert first.finish()[0] == -signal.SIGKILL
+    pid = first.process.pid
+    assert f"process {pid} " in (run / ".lock").read_text()  # left behind, naming the dead writer
     resumed = run_command(convscope_command("train", "--resume", str(run)), tmp_path)
     assert resumed.returncode == 0, resumed.stderr
     warnings = [line for line in stderr_lines(resumed.stderr) if "took over the lock" in line]

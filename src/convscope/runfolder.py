@@ -133,8 +133,9 @@ class RunFolder:
             warnings.warn(f"{self.lock_path}: took over the lock of {previous}, which ended without releasing it", stacklevel=4)
         handle.seek(0)
         handle.truncate()
-        command = " ".join(["convscope", *sys.argv[1:]]) if Path(sys.argv[0]).name == "convscope" else Path(sys.argv[0]).name
-        handle.write(f"process {os.getpid()} on {platform.node()} ({command}, since {datetime.now():%H:%M:%S})\n")
+        program = Path(sys.argv[0]).name
+        command = " ".join(["convscope" if program in ("convscope", "__main__.py") else program, *sys.argv[1:]])
+        handle.write(f"process {os.getpid()} on {platform.node()} ({command[:200]}, since {datetime.now():%H:%M:%S})\n")
         handle.flush()
         return handle
 
