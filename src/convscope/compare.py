@@ -30,6 +30,7 @@ import numpy as np
 from convscope.errors import ConvscopeError
 from convscope.fileio import write_text
 from convscope.runfolder import RunFolder, open_run
+from convscope.text import format_table
 
 TEMPLATE = "compare.html.j2"
 GLOB_CHARACTERS = "*?["
@@ -223,6 +224,7 @@ COLUMNS = (
     ("test loss", "test_loss", lambda value: f"{value:.4f}"),
     ("ECE", "ece", lambda value: f"{value:.4f}"),
 )
+NUMERIC = [True, False, False, *([True] * (len(COLUMNS) - 2))]  # per leaderboard column, rank first: right-aligned numbers
 
 
 def leaderboard_rows(runs: list[RunSummary]) -> list[list[str]]:
@@ -247,18 +249,12 @@ def format_leaderboard(comparison: Comparison) -> str:
         #  run        model      params  MFLOPs ...
     """
     headings = ["#", *(heading for heading, _, _ in COLUMNS)]
-    numeric = [True, False, False, *([True] * (len(COLUMNS) - 2))]
+    align = "".join("r" if right else "l" for right in NUMERIC)
     blocks = []
     for dataset, runs in comparison.groups.items():
-        rows = leaderboard_rows(runs)
-        widths = [max(len(row[index]) for row in [headings, *rows]) for index in range(len(headings))]
-
-        def line(cells):
-            return "  ".join(cell.rjust(width) if right else cell.ljust(width) for cell, width, right in zip(cells, widths, numeric)).rstrip()
-
         sizes = {run.num_test for run in runs if run.num_test}
         test = f": {sizes.pop():,} test images" if len(sizes) == 1 else ""
-        blocks.append("\n".join([f"Dataset {dataset}{test}", line(headings), *(line(row) for row in rows)]))
+        blocks.append(f"Dataset {dataset}{test}\n" + format_table(headings, leaderboard_rows(runs), align=align))
     return "\n\n".join(blocks)
 
 
@@ -345,7 +341,7 @@ def render_compare_html(comparison: Comparison, built_at: str | None = None) -> 
         TEMPLATE,
         title=f"Comparison of {len(runs)} run{'s' if len(runs) != 1 else ''}",
         sections=sections,
-        numeric=[True, False, False, *([True] * (len(COLUMNS) - 2))],
+        numeric=NUMERIC,
         version=__version__,
         built_at=built_at or datetime.now().astimezone().isoformat(sep=" ", timespec="seconds"),
     )

@@ -26,6 +26,7 @@ from pathlib import Path
 from convscope.config import Config, config_to_dict
 from convscope.errors import ConvscopeError, TrainingInterrupted
 from convscope.runfolder import RunFolder
+from convscope.text import slugify
 
 logger = logging.getLogger(__name__)
 
@@ -49,8 +50,7 @@ class SweepResult:
 def default_sweep_name(config: Config) -> str:
     """``sweep-<dataset>``: no time stamp, so running the same sweep again finds its runs."""
     dataset = config.data.dataset.split(":", 1)[-1]
-    slug = "".join(c if c.isalnum() or c in "-_" else "-" for c in Path(dataset).name).strip("-") or "data"
-    return f"sweep-{slug}"
+    return f"sweep-{slugify(Path(dataset).name, fallback='data')}"
 
 
 def run_state(run: RunFolder) -> str:

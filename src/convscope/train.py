@@ -47,6 +47,7 @@ from convscope.config import Config, save_config
 from convscope.errors import ConvscopeError, TrainingInterrupted
 from convscope.fileio import atomic_path, remove_stale_temps, write_json, write_text
 from convscope.runfolder import RunFolder
+from convscope.text import slugify
 
 HISTORY_COLUMNS = ("epoch", "loss", "accuracy", "val_loss", "val_accuracy", "learning_rate", "seconds")
 CHECKPOINTS_KEPT = 2  # the newest, and one to fall back to if the newest is damaged
@@ -81,8 +82,7 @@ def default_run_name(config: Config) -> str:
     """Name a run `<dataset>-<model>-<YYYYmmdd-HHMMSS>`."""
 
     def slug(text: str) -> str:
-        text = Path(text.split(":", 1)[-1]).stem if ":" in text or text.endswith((".yaml", ".yml")) else text
-        return "".join(c if c.isalnum() or c in "-_" else "-" for c in text).strip("-") or "run"
+        return slugify(Path(text.split(":", 1)[-1]).stem if ":" in text or text.endswith((".yaml", ".yml")) else text)
 
     return f"{slug(config.data.dataset)}-{slug(config.model.name)}-{datetime.now():%Y%m%d-%H%M%S}"
 
