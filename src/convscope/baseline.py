@@ -45,14 +45,14 @@ from pathlib import Path
 
 import numpy as np
 
-from convscope.config import Config, save_config
+from convscope.config import BASELINE_PREFIX as PREFIX
+from convscope.config import Config, is_baseline_name, save_config
 from convscope.errors import ConvscopeError
 from convscope.fileio import write_json, write_npz
 from convscope.runfolder import RunFolder
 
 logger = logging.getLogger(__name__)
 
-PREFIX = "sklearn-"
 DEFAULT_HIDDEN_LAYERS = (16, 16)  # the lesson's smallest MLP; (40,) is its other preset
 # scikit-learn's defaults, written into config.yaml so the run folder says what was used.
 MLP_MAX_ITER = 200  # epochs at most; early stopping ended the 16x16 MLP after 40 on full MNIST
@@ -83,11 +83,6 @@ class BaselineResult:
 
 
 # --------------------------------------------------------------------------- names and settings
-
-
-def is_baseline_name(name: str) -> bool:
-    """True for ``sklearn-...`` model names."""
-    return str(name).startswith(PREFIX)
 
 
 def baseline_name(kind: str, hidden_layer_sizes=DEFAULT_HIDDEN_LAYERS) -> str:

@@ -128,6 +128,13 @@ class RunFolder:
     def read_metrics(self) -> dict:
         return self.read_json(self.metrics_path)
 
+    def read_predictions(self) -> dict[str, np.ndarray] | None:
+        """Return predictions.npz as arrays, or None when evaluate has not run."""
+        if not self.predictions_path.is_file():
+            return None
+        with np.load(self.predictions_path, allow_pickle=False) as archive:
+            return {key: archive[key] for key in archive.files}
+
     def update_metrics(self, values: dict) -> None:
         """Merge ``values`` into metrics.json atomically."""
         from convscope.fileio import write_json
