@@ -18,17 +18,9 @@ from convscope.errors import ConvscopeError
 from convscope.evaluate import evaluate_predictions
 from convscope.fileio import write_json, write_text
 from convscope.pipeline import save_predictions
-from convscope.report import (
-    MAX_FIGURE_BYTES,
-    MAX_FIGURE_WIDTH,
-    SECTIONS,
-    Figure,
-    activation_figures,
-    build_report,
-    build_run_report,
-    history_columns,
-    inline_png,
-)
+from convscope.html.notebook import build_report, history_columns
+from convscope.html.render import MAX_FIGURE_BYTES, MAX_FIGURE_WIDTH, Figure, inline_png
+from convscope.html.report import SECTIONS, activation_figures, build_run_report
 from convscope.runfolder import open_run
 from conftest import fit_notebook_model
 
@@ -225,10 +217,8 @@ def test_data_json_describes_the_data_when_train_wrote_it(hand_made_run):
 
 
 def test_activation_maps_are_captioned_with_the_inspected_images(hand_made_run):
-    from convscope.pipeline import load_predictions
-
     run = open_run(hand_made_run)
-    predictions = load_predictions(run)
+    predictions = run.read_predictions()
     labels, predicted = predictions["labels"], predictions["probabilities"].argmax(axis=1)
     names = list(predictions["class_names"])
     right, wrong = int(np.flatnonzero(predicted == labels)[0]), int(np.flatnonzero(predicted != labels)[0])

@@ -147,7 +147,7 @@ def inspect_run(run_dir: str | Path, images: list[int] | None = None, layers: li
 
 def report_run(run_dir: str | Path) -> Path:
     """Build report.html from what the run folder holds."""
-    from convscope.report import build_run_report
+    from convscope.html.report import build_run_report
 
     started = time.perf_counter()
     run = open_run(run_dir)

@@ -124,7 +124,8 @@ def sweep(models: list[str], config: Config) -> SweepResult:
     Example:
         >>> sweep(["mlp_512", "cnn_single"], resolve_config(overrides={"train": {"epochs": 2}}))  # doctest: +SKIP
     """
-    from convscope.compare import compare_runs, format_leaderboard, write_compare_html
+    from convscope.compare import compare_runs, format_leaderboard
+    from convscope.html.compare_page import write_compare_html
 
     models = [model.strip() for model in models if model.strip()]
     if not models:
