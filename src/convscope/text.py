@@ -68,14 +68,13 @@ def table_lines(
     return [line(headers), *(line(row) for row in rows)]
 
 
-def format_table(
-    headers: Sequence[str],
-    rows: Sequence[Sequence[str]],
-    align: str = "l",
-    separator: str = "  ",
-    strip_trailing: bool = True,
-) -> str:
-    """An aligned text table, headings first, lines joined by newlines (see ``table_lines``).
+def format_table(headers: Sequence[str], rows: Sequence[Sequence[str]], **options) -> str:
+    """An aligned text table, headings first, lines joined by newlines.
+
+    Args:
+        headers: one heading per column.
+        rows: rows of display strings, as many cells as headings.
+        **options: ``align``, ``separator``, ``strip_trailing``, as ``table_lines`` takes them.
 
     Example:
         >>> print(format_table(["model", "params"], [["mlp_512", "669,706"], ["cnn_single", "216,650"]], align="lr"))
@@ -83,7 +82,7 @@ def format_table(
         mlp_512     669,706
         cnn_single  216,650
     """
-    return "\n".join(table_lines(headers, rows, align=align, separator=separator, strip_trailing=strip_trailing))
+    return "\n".join(table_lines(headers, rows, **options))
 
 
 # --------------------------------------------------------------------------- names

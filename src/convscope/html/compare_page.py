@@ -29,6 +29,10 @@ from convscope.html.render import Figure, build_time, inline_png, render_templat
 
 TEMPLATE = "compare.html.j2"
 
+
+# --------------------------------------------------------------------------- the leaderboard's cells
+# Here rather than in compare.py so that the page and the terminal table share them while imports point down.
+
 COLUMNS = (
     # heading, RunSummary attribute, format
     ("run", "label", str),
@@ -46,7 +50,14 @@ NUMERIC = [True, False, False, *([True] * (len(COLUMNS) - 2))]  # per leaderboar
 
 
 def leaderboard_rows(runs: list) -> list[list[str]]:
-    """One row of display strings per run, in rank order ("–" for a number the run lacks)."""
+    """One row of display strings per run, in rank order ("–" for a number the run lacks).
+
+    Args:
+        runs: ``convscope.compare.RunSummary`` objects of one dataset, best first.
+
+    Returns:
+        Rows of strings: the rank, then one cell per ``COLUMNS`` entry.
+    """
     rows = []
     for rank, run in enumerate(runs, start=1):
         cells = [str(rank)]
@@ -57,6 +68,8 @@ def leaderboard_rows(runs: list) -> list[list[str]]:
         rows.append(cells)
     return rows
 
+
+# --------------------------------------------------------------------------- compare.html
 
 
 @dataclass
@@ -79,6 +92,9 @@ def f1_cells(runs: list) -> list[tuple[str, list[tuple[str, str]]]]:
 
     The scale spans this table only: on MNIST every F1 lies between 0.94 and 0.99,
     and a fixed 0-1 scale would paint them all the same green.
+
+    Args:
+        runs: ``convscope.compare.RunSummary`` objects; those without per-class F1 are left out.
     """
     scored = [run for run in runs if run.f1 is not None]
     if not scored:
@@ -98,8 +114,16 @@ def f1_cells(runs: list) -> list[tuple[str, list[tuple[str, str]]]]:
 
 
 def build_sections(comparison, figures_dir: Path) -> list[DatasetSection]:
-    """Draw each dataset's figures into ``figures_dir`` and gather the tables."""
-    # here, not at the top: matplotlib is imported only when a page is drawn, not for the terminal leaderboard
+    """Draw each dataset's figures into ``figures_dir`` and gather the tables.
+
+    Args:
+        comparison: what ``convscope.compare.compare_runs`` returns.
+        figures_dir: a folder for the PNGs while they are read back.
+
+    Returns:
+        One DatasetSection per dataset, in the comparison's order.
+    """
+    # here, not at the top: importing convscope.compare for its leaderboard does not load matplotlib
     from convscope.plots.common import save_figure
     from convscope.plots.comparison import plot_compared_confusions, plot_compared_curves
 
@@ -128,7 +152,12 @@ def build_sections(comparison, figures_dir: Path) -> list[DatasetSection]:
 
 
 def render_compare_html(comparison, built_at: str | None = None) -> str:
-    """compare.html's text: the report's style sheet and every figure inlined."""
+    """compare.html's text: the report's style sheet and every figure inlined.
+
+    Args:
+        comparison: what ``convscope.compare.compare_runs`` returns.
+        built_at: the footer's build time; default now.
+    """
     with tempfile.TemporaryDirectory(prefix="convscope-compare-") as folder:
         sections = build_sections(comparison, Path(folder))
     runs = comparison.runs
@@ -144,6 +173,10 @@ def render_compare_html(comparison, built_at: str | None = None) -> str:
 
 def write_compare_html(comparison, path: str | Path = "compare.html") -> Path:
     """Write compare.html atomically and return its path.
+
+    Args:
+        comparison: what ``convscope.compare.compare_runs`` returns.
+        path: the file, or a folder to write compare.html into.
 
     Example:
         >>> write_compare_html(compare_runs(expand_run_paths(["runs/sweep-mnist/*"])), "runs/sweep-mnist/compare.html")

@@ -46,7 +46,7 @@ def build_time() -> str:
 
 def render_template(name: str, **context) -> str:
     """Render one of convscope's HTML templates (report.html.j2, compare.html.j2) with ``context``."""
-    import jinja2  # here, not at the top: `convscope compare` and the report import Jinja2 only when they render
+    import jinja2  # here, not at the top: importing convscope.compare for its leaderboard does not load Jinja2
 
     environment = jinja2.Environment(
         loader=jinja2.PackageLoader("convscope.html", "templates"),
@@ -68,7 +68,7 @@ def load_figures(folder: Path | None) -> dict[str, Figure]:
 
 def inline_png(path: Path) -> Figure:
     """Read a PNG (downsized when large, see MAX_FIGURE_BYTES) and return it as a data URI."""
-    from PIL import Image  # here, not at the top: the leaderboard text needs no Pillow
+    from PIL import Image  # here, not at the top: importing convscope.compare for its leaderboard does not load Pillow
 
     data = Path(path).read_bytes()
     if not data.startswith(PNG_SIGNATURE):
@@ -81,7 +81,7 @@ def inline_png(path: Path) -> Figure:
 
 
 def _shrink_png(image, data: bytes) -> tuple[bytes, int, int]:
-    from PIL import Image  # here, not at the top: the leaderboard text needs no Pillow
+    from PIL import Image  # here, not at the top: importing convscope.compare for its leaderboard does not load Pillow
 
     picture = image.convert("RGB")
     if picture.width > MAX_FIGURE_WIDTH:
