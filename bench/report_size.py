@@ -17,7 +17,8 @@ import argparse
 import time
 
 import convscope  # noqa: F401  (sets the Keras backend before keras is imported)
-from convscope.report import MAX_FIGURE_BYTES, build_run_report, inline_png
+from convscope.html.render import MAX_FIGURE_BYTES, inline_png
+from convscope.html.report import build_run_report
 from convscope.runfolder import open_run
 
 LIMIT_BYTES = 8_000_000

@@ -108,7 +108,7 @@ def test_mflops_are_twice_the_weight_products(mlp_run):
 
 @pytest.mark.slow
 def test_report_of_a_baseline(mlp_run):
-    from convscope.report import build_run_report
+    from convscope.html.report import build_run_report
 
     html = build_run_report(mlp_run.run).read_text()
     assert "sklearn-mlp-16x16" in html and 'id="figure-dense_weights"' in html

@@ -6,11 +6,12 @@ import numpy as np
 import pytest
 
 from convscope.cli import main
-from convscope.compare import compare_runs, expand_run_paths, format_leaderboard, read_run_summary, write_compare_html
+from convscope.compare import compare_runs, expand_run_paths, format_leaderboard, read_run_summary
 from convscope.config import Config, save_config
 from convscope.errors import ConvscopeError
 from convscope.evaluate import evaluate_predictions
 from convscope.fileio import write_json
+from convscope.html.compare_page import write_compare_html
 from convscope.models import create_model, summarize
 from convscope.runfolder import RunFolder
 from convscope.runfolder import HISTORY_COLUMNS

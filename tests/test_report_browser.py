@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from convscope.report import SECTIONS, build_report
+from convscope.html.notebook import build_report
+from convscope.html.report import SECTIONS
 from conftest import fit_notebook_model
 
 CHROMIUM_FLAGS = [

@@ -30,7 +30,7 @@ _PUBLIC = {
     "train": "convscope.train",
     "evaluate": "convscope.evaluate",
     "inspect": "convscope.inspect",
-    "build_report": "convscope.report",
+    "build_report": "convscope.html.notebook",
     "run": "convscope.pipeline",
     "compare_runs": "convscope.compare",
     "train_baseline": "convscope.pipeline",

@@ -47,7 +47,8 @@ from pathlib import Path
 
 import numpy as np
 
-from convscope.config import Config
+from convscope.config import BASELINE_PREFIX as PREFIX
+from convscope.config import Config, is_baseline_name
 from convscope.data import load_dataset
 from convscope.errors import ConvscopeError
 from convscope.evaluate import EvaluationResult, compute_accuracy, compute_loss, evaluate_predictions
@@ -57,7 +58,6 @@ from convscope.runfolder import HISTORY_COLUMNS, RunFolder, describe_environment
 logger = logging.getLogger(__name__)
 results = logging.getLogger("convscope.results")  # what a run reports: the CLI prints it on stdout
 
-PREFIX = "sklearn-"
 DEFAULT_HIDDEN_LAYERS = (16, 16)  # the lesson's smallest MLP; (40,) is its other preset
 # scikit-learn's defaults, written into config.yaml so the run folder says what was used.
 MLP_MAX_ITER = 200  # epochs at most; early stopping ended the 16x16 MLP after 40 on full MNIST
@@ -90,11 +90,6 @@ class BaselineResult:
 
 
 # --------------------------------------------------------------------------- names and settings
-
-
-def is_baseline_name(name: str) -> bool:
-    """True for ``sklearn-...`` model names."""
-    return str(name).startswith(PREFIX)
 
 
 def baseline_name(kind: str, hidden_layer_sizes=DEFAULT_HIDDEN_LAYERS) -> str:

@@ -194,7 +194,8 @@ def command_datasets(args) -> int:
 
 
 def command_compare(args) -> int:
-    from convscope.compare import compare_runs, expand_run_paths, format_leaderboard, write_compare_html  # lazy: --help starts without TensorFlow
+    from convscope.compare import compare_runs, expand_run_paths, format_leaderboard  # lazy: --help starts without TensorFlow
+    from convscope.html.compare_page import write_compare_html  # lazy: --help starts without TensorFlow
 
     comparison = compare_runs(expand_run_paths(args.runs), group_by_dataset=args.group_by_dataset)
     print(format_leaderboard(comparison))

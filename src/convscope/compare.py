@@ -1,9 +1,10 @@
-"""Compare runs: a leaderboard in the terminal and compare.html, self-contained like the report.
+"""Compare runs: read them into one leaderboard, printed in the terminal (compare.html: convscope.html.compare_page).
 
     convscope compare runs/sweep-mnist/*
     convscope compare runs/a runs/b --group-by-dataset --out both.html
 
-    from convscope.compare import compare_runs, format_leaderboard, write_compare_html
+    from convscope.compare import compare_runs, format_leaderboard
+    from convscope.html.compare_page import write_compare_html
     comparison = compare_runs(["runs/sweep-mnist/mlp_512", "runs/sweep-mnist/cnn_2conv"])
     print(format_leaderboard(comparison))
     write_compare_html(comparison, "compare.html")
@@ -19,19 +20,17 @@ leaderboard per dataset.
 from __future__ import annotations
 
 import glob
-import math
-import tempfile
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 
 import numpy as np
 
 from convscope.errors import ConvscopeError
-from convscope.fileio import write_text
+from convscope.evaluate import compute_confusion_matrix
+from convscope.html.compare_page import COLUMNS, NUMERIC, leaderboard_rows
 from convscope.runfolder import RunFolder, open_run
+from convscope.text import format_table
 
-TEMPLATE = "compare.html.j2"
 GLOB_CHARACTERS = "*?["
 
 
@@ -107,8 +106,6 @@ def read_run_summary(path: str | Path) -> RunSummary:
         >>> read_run_summary("runs/sweep-mnist/cnn_2conv").test_accuracy
         0.9874
     """
-    from convscope.evaluate import compute_confusion_matrix
-
     run = open_run(path)
     config = run.read_config()
     metrics = run.read_metrics()
@@ -155,7 +152,7 @@ def model_cost(run: RunFolder, data: dict) -> tuple[int | None, float | None]:
     """
     if not run.model_path.is_file():
         return None, None
-    from convscope.models import summarize
+    from convscope.models import summarize  # here, not at the top: it imports Keras, which a leaderboard of runs without model.keras never needs
 
     try:
         summary = summarize(run.load_model(), tuple(data["input_shape"]) if data.get("input_shape") else None)
@@ -209,33 +206,6 @@ def compare_runs(paths: list[str | Path], group_by_dataset: bool = False) -> Com
 
 # --------------------------------------------------------------------------- the leaderboard
 
-COLUMNS = (
-    # heading, RunSummary attribute, format
-    ("run", "label", str),
-    ("model", "model", str),
-    ("params", "params", lambda value: f"{value:,}"),
-    ("MFLOPs", "mflops", lambda value: f"{value:.3g}" if value < 100 else f"{value:,.0f}"),
-    ("epochs", "epochs", str),
-    ("train s", "train_seconds", lambda value: f"{value:.1f}"),
-    ("best val acc", "best_val_accuracy", lambda value: f"{100 * value:.2f}%"),
-    ("test acc", "test_accuracy", lambda value: f"{100 * value:.2f}%"),
-    ("test loss", "test_loss", lambda value: f"{value:.4f}"),
-    ("ECE", "ece", lambda value: f"{value:.4f}"),
-)
-
-
-def leaderboard_rows(runs: list[RunSummary]) -> list[list[str]]:
-    """One row of display strings per run, in rank order ("–" for a number the run lacks)."""
-    rows = []
-    for rank, run in enumerate(runs, start=1):
-        cells = [str(rank)]
-        for _, attribute, display in COLUMNS:
-            value = getattr(run, attribute)
-            missing = value is None or (isinstance(value, float) and math.isnan(value))
-            cells.append("–" if missing else display(value))
-        rows.append(cells)
-    return rows
-
 
 def format_leaderboard(comparison: Comparison) -> str:
     """The leaderboard as aligned text, one table per dataset.
@@ -246,118 +216,10 @@ def format_leaderboard(comparison: Comparison) -> str:
         #  run        model      params  MFLOPs ...
     """
     headings = ["#", *(heading for heading, _, _ in COLUMNS)]
-    numeric = [True, False, False, *([True] * (len(COLUMNS) - 2))]
+    align = "".join("r" if right else "l" for right in NUMERIC)
     blocks = []
     for dataset, runs in comparison.groups.items():
-        rows = leaderboard_rows(runs)
-        widths = [max(len(row[index]) for row in [headings, *rows]) for index in range(len(headings))]
-
-        def line(cells):
-            return "  ".join(cell.rjust(width) if right else cell.ljust(width) for cell, width, right in zip(cells, widths, numeric)).rstrip()
-
         sizes = {run.num_test for run in runs if run.num_test}
         test = f": {sizes.pop():,} test images" if len(sizes) == 1 else ""
-        blocks.append("\n".join([f"Dataset {dataset}{test}", line(headings), *(line(row) for row in rows)]))
+        blocks.append(f"Dataset {dataset}{test}\n" + format_table(headings, leaderboard_rows(runs), align=align))
     return "\n\n".join(blocks)
-
-
-# --------------------------------------------------------------------------- compare.html
-
-
-@dataclass
-class DatasetSection:
-    """One dataset's part of compare.html."""
-
-    dataset: str
-    anchor: str
-    num_test: int | None
-    headings: list[str]
-    rows: list[list[str]]
-    f1_classes: list[str]
-    f1_rows: list[tuple[str, list[tuple[str, str]]]]  # run label, (value text, background colour) per class
-    curves: object | None  # report.Figure
-    confusions: object | None  # report.Figure
-
-
-def f1_cells(runs: list[RunSummary]) -> list[tuple[str, list[tuple[str, str]]]]:
-    """Per-class F1 as a heat map table: each cell's text and a background from white (the table's lowest) to green (its highest).
-
-    The scale spans this table only: on MNIST every F1 lies between 0.94 and 0.99,
-    and a fixed 0-1 scale would paint them all the same green.
-    """
-    scored = [run for run in runs if run.f1 is not None]
-    if not scored:
-        return []
-    values = np.concatenate([run.f1 for run in scored])
-    lowest, highest = float(values.min()), float(values.max())
-    rows = []
-    for run in scored:
-        cells = []
-        for value in run.f1:
-            strength = (value - lowest) / (highest - lowest) if highest > lowest else 1.0
-            # white -> #4fae6e at 80%: dark enough to rank at a glance, light enough for black text
-            red, green, blue = (round(255 + (target - 255) * strength * 0.8) for target in (0x4F, 0xAE, 0x6E))
-            cells.append((f"{value:.3f}", f"#{red:02x}{green:02x}{blue:02x}"))
-        rows.append((run.label, cells))
-    return rows
-
-
-def build_sections(comparison: Comparison, figures_dir: Path) -> list[DatasetSection]:
-    """Draw each dataset's figures into ``figures_dir`` and gather the tables."""
-    from convscope.plots.common import save_figure
-    from convscope.plots.comparison import plot_compared_confusions, plot_compared_curves
-    from convscope.report import inline_png
-
-    sections = []
-    for position, (dataset, runs) in enumerate(comparison.groups.items()):
-        curves = confusions = None
-        if any(run.history for run in runs):
-            curves = inline_png(save_figure(plot_compared_curves(runs), figures_dir / f"curves_{position}.png"))
-        figure = plot_compared_confusions(runs)
-        if figure is not None:
-            confusions = inline_png(save_figure(figure, figures_dir / f"confusions_{position}.png"))
-        sizes = {run.num_test for run in runs if run.num_test}
-        f1_rows = f1_cells(runs)
-        sections.append(DatasetSection(
-            dataset=dataset,
-            anchor=f"dataset-{position + 1}",
-            num_test=sizes.pop() if len(sizes) == 1 else None,
-            headings=["#", *(heading for heading, _, _ in COLUMNS)],
-            rows=leaderboard_rows(runs),
-            f1_classes=runs[0].class_names if f1_rows else [],
-            f1_rows=f1_rows,
-            curves=curves,
-            confusions=confusions,
-        ))
-    return sections
-
-
-def render_compare_html(comparison: Comparison, built_at: str | None = None) -> str:
-    """compare.html's text: the report's style sheet and every figure inlined."""
-    from convscope import __version__
-    from convscope.report import render_template
-
-    with tempfile.TemporaryDirectory(prefix="convscope-compare-") as folder:
-        sections = build_sections(comparison, Path(folder))
-    runs = comparison.runs
-    return render_template(
-        TEMPLATE,
-        title=f"Comparison of {len(runs)} run{'s' if len(runs) != 1 else ''}",
-        sections=sections,
-        numeric=[True, False, False, *([True] * (len(COLUMNS) - 2))],
-        version=__version__,
-        built_at=built_at or datetime.now().astimezone().isoformat(sep=" ", timespec="seconds"),
-    )
-
-
-def write_compare_html(comparison: Comparison, path: str | Path = "compare.html") -> Path:
-    """Write compare.html atomically and return its path.
-
-    Example:
-        >>> write_compare_html(compare_runs(expand_run_paths(["runs/sweep-mnist/*"])), "runs/sweep-mnist/compare.html")
-        PosixPath('runs/sweep-mnist/compare.html')
-    """
-    path = Path(path)
-    if path.is_dir():
-        path = path / "compare.html"
-    return write_text(path, render_compare_html(comparison))

@@ -55,6 +55,19 @@ class ModelConfig:
     trust_model: bool = False  # allow legacy .h5 files and Lambda layers in .keras files (both can run arbitrary code)
 
 
+BASELINE_PREFIX = "sklearn-"  # model names of scikit-learn baselines (`convscope baseline`), e.g. sklearn-mlp-16x16
+
+
+def is_baseline_name(name: str) -> bool:
+    """True for ``sklearn-...`` model names: runs made by `convscope baseline`, not by training a Keras model.
+
+    Example:
+        >>> is_baseline_name("sklearn-mlp-16x16"), is_baseline_name("cnn_2conv")
+        (True, False)
+    """
+    return str(name).startswith(BASELINE_PREFIX)
+
+
 @dataclass
 class TrainConfig:
     """How to fit the network."""

@@ -27,7 +27,7 @@ from convscope.baseline import fit_baseline
 from convscope.config import Config
 from convscope.errors import ConvscopeError
 from convscope.evaluate import evaluate
-from convscope.report import build_run_report
+from convscope.html.report import build_run_report
 from convscope.inspect import compute_dense_weights, inspect
 from convscope.plots.common import save_figure
 from convscope.plots.evaluation import save_evaluation_figures

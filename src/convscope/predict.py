@@ -28,6 +28,7 @@ import numpy as np
 
 from convscope.errors import ConvscopeError
 from convscope.runfolder import RunFolder, open_run
+from convscope.text import format_table
 
 logger = logging.getLogger(__name__)
 
@@ -204,5 +205,4 @@ def format_predictions(result: PredictionResult) -> str:
     ordinals = ["1st", "2nd", "3rd"] + [f"{k}th" for k in range(4, result.top_k + 1)]
     rows = [[str(path)] + [f"{name}  {p:.4f}" for _, name, p in result.top(index)] for index, path in enumerate(result.paths)]
     headings = ["image", *ordinals[: result.top_k]]
-    widths = [max(len(row[column]) for row in [headings, *rows]) for column in range(len(headings))]
-    return "\n".join("    ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in [headings, *rows])
+    return format_table(headings, rows, separator="    ")

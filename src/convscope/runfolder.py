@@ -218,6 +218,13 @@ class RunFolder:
     def read_metrics(self) -> dict:
         return self.read_json(self.metrics_path)
 
+    def read_predictions(self) -> dict[str, np.ndarray] | None:
+        """Return predictions.npz as arrays, or None when evaluate has not run."""
+        if not self.predictions_path.is_file():
+            return None
+        with np.load(self.predictions_path, allow_pickle=False) as archive:
+            return {key: archive[key] for key in archive.files}
+
     def update_metrics(self, values: dict) -> None:
         """Merge ``values`` into metrics.json atomically."""
         write_json(self.metrics_path, {**self.read_metrics(), **values})
@@ -342,7 +349,7 @@ def default_run_name(config: Config) -> str:
     def stem(text: str) -> str:
         return Path(text.split(":", 1)[-1]).stem if ":" in text or text.endswith((".yaml", ".yml")) else text
 
-    return f"{slugify(stem(config.data.dataset), 'run')}-{slugify(stem(config.model.name), 'run')}-{datetime.now():%Y%m%d-%H%M%S}"
+    return f"{slugify(stem(config.data.dataset))}-{slugify(stem(config.model.name))}-{datetime.now():%Y%m%d-%H%M%S}"
 
 
 def with_run_name(config: Config) -> Config:

@@ -23,10 +23,11 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-from convscope.baseline import baseline_config, is_baseline_name
-from convscope.compare import compare_runs, format_leaderboard, write_compare_html
-from convscope.config import Config, config_to_dict
+from convscope.baseline import baseline_config
+from convscope.compare import compare_runs, format_leaderboard
+from convscope.config import Config, config_to_dict, is_baseline_name
 from convscope.errors import ConvscopeError, TrainingInterrupted
+from convscope.html.compare_page import write_compare_html
 from convscope.pipeline import evaluate_run, train_baseline
 from convscope.runfolder import RunFolder
 from convscope.text import slugify
@@ -53,7 +54,8 @@ class SweepResult:
 
 def default_sweep_name(config: Config) -> str:
     """``sweep-<dataset>``: no time stamp, so running the same sweep again finds its runs."""
-    return f"sweep-{slugify(Path(config.data.dataset.split(':', 1)[-1]).name, 'data')}"
+    dataset = config.data.dataset.split(":", 1)[-1]
+    return f"sweep-{slugify(Path(dataset).name, fallback='data')}"
 
 
 def check_same_settings(run: RunFolder, wanted: Config) -> None:

@@ -28,6 +28,7 @@ from convscope.data.npz import load_npz_dataset
 from convscope.data.preprocess import stratified_split
 from convscope.data.raw import RawImages
 from convscope.errors import ConvscopeError
+from convscope.text import format_table
 
 SAMPLE_FOLDER = Path(__file__).parent / "sample"
 DIGITS_TEST_FRACTION = 0.2
@@ -231,11 +232,11 @@ def list_datasets(data_dir: str | None = None) -> list[DatasetInfo]:
 def format_datasets_table(infos: list[DatasetInfo] | None = None) -> str:
     """Text table of ``list_datasets()`` for `convscope datasets`."""
     infos = list_datasets() if infos is None else infos
-    rows = [("name", "shape", "classes", "train", "test", "here", "source / location")]
+    headers = ("name", "shape", "classes", "train", "test", "here", "source / location")
+    rows = []
     for info in infos:
         shape = "x".join(map(str, info.image_shape)) if info.image_shape else "-"
         here = {True: "yes", False: "no", None: "-"}[info.available]
         where = info.location if info.available and info.location and info.location != info.source else info.source
         rows.append((info.name, shape, str(info.num_classes or "-"), str(info.train_size or "-"), str(info.test_size or "-"), here, where))
-    widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]) - 1)]
-    return "\n".join("  ".join(cell.ljust(width) for cell, width in zip(row, widths)) + "  " + row[-1] for row in rows)
+    return format_table(headers, rows, strip_trailing=False)

@@ -31,6 +31,7 @@ import keras
 import numpy as np
 
 from convscope.models.loading import ensure_built
+from convscope.text import column_widths, format_bytes, format_shape, table_lines
 
 FROM_KERAS = "from Keras"  # marks a number that has no formula here
 
@@ -100,21 +101,16 @@ class ModelSummary:
             )
             for layer in self.layers
         ]
-        widths = [max(len(row[column]) for row in [header, *rows]) for column in range(len(header))]
-        indent = " " * (widths[0] + 2)
-
-        def line(row):
-            cells = [cell.ljust(width) if column < 3 else cell.rjust(width) for column, (cell, width) in enumerate(zip(row, widths))]
-            return "  ".join(cells).rstrip()
-
+        table = table_lines(header, rows, align="lllrrr")
+        indent = " " * (column_widths(header, rows)[0] + 2)
         values = "variable size" if None in self.input_shape else f"{_count(self.input_shape):,} values per image"
         lines = [
             f"Model '{self.name}': input {format_shape(self.input_shape)} ({values})",
             "",
-            line(header),
+            table[0],
         ]
-        for layer, row in zip(self.layers, rows):
-            lines.append(line(row))
+        for layer, line in zip(self.layers, table[1:]):
+            lines.append(line)
             lines.append(f"{indent}shape   {layer.shape_arithmetic}")
             lines.append(f"{indent}params  {layer.param_arithmetic}")
         lines += [
@@ -365,22 +361,7 @@ def _weight_count(weights) -> int:
     return sum(_count(tuple(weight.shape)) for weight in weights)
 
 
-def format_shape(shape) -> str:
-    """'26 x 26 x 32' for (26, 26, 32); '?' for an unknown size."""
-    if not shape:
-        return "?"
-    return " x ".join("?" if size is None else f"{size:,}" for size in shape)
-
-
 def _format_mflops(mflops: float) -> str:
     if mflops >= 100:
         return f"{mflops:,.0f}"
     return f"{mflops:.2f}" if mflops >= 1 else f"{mflops:.3g}"
-
-
-def format_bytes(count: int) -> str:
-    """'84.5 KiB' style size."""
-    for unit, size in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
-        if count >= size:
-            return f"{count / size:,.1f} {unit}"
-    return f"{count} B"

@@ -33,6 +33,7 @@ from keras import layers
 
 from convscope.errors import ConvscopeError
 from convscope.models.layers import FusedBatchNormalization
+from convscope.text import format_table
 
 MNIST_SHAPE = (28, 28, 1)  # height, width, channels
 CIFAR_SHAPE = (32, 32, 3)
@@ -165,13 +166,7 @@ def format_models_table(infos: list[ModelInfo] | None = None) -> str:
         (info.name, f"{info.num_params:,}", "x".join(str(size) for size in info.input_shape), info.origin, info.description)
         for info in infos
     ]
-    widths = [max(len(row[column]) for row in [header, *rows]) for column in range(len(header))]
-    lines = []
-    for row in [header, *rows]:
-        cells = [row[0].ljust(widths[0]), row[1].rjust(widths[1]), row[2].ljust(widths[2]), row[3].ljust(widths[3]), row[4]]
-        lines.append("  ".join(cells).rstrip())
-    lines.append("(parameters for the default input and 10 classes)")
-    return "\n".join(lines)
+    return format_table(header, rows, align="lrlll") + "\n(parameters for the default input and 10 classes)"
 
 
 # ---------------------------------------------------------------------------
