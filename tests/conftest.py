@@ -55,6 +55,15 @@ def is_loopback(host) -> bool:
     return address.is_loopback or (mapped is not None and mapped.is_loopback)
 
 
+def is_address(host) -> bool:
+    """True for a numeric IP address (looking it up sends nothing; connecting to it is guarded)."""
+    try:
+        ipaddress.ip_address(host.decode() if isinstance(host, bytes) else host)
+    except ValueError:
+        return False
+    return True
+
+
 def refuse(target) -> None:
     pytest.fail(
         f"tests must not reach the network: the guard in tests/conftest.py refused {target!r} "
@@ -88,15 +97,6 @@ def guarded_getaddrinfo(host, *args, **kwargs):
     if host is not None and not is_loopback(host) and not is_address(host):
         refuse(host)  # a name lookup can be a DNS query
     return REAL["getaddrinfo"](host, *args, **kwargs)
-
-
-def is_address(host) -> bool:
-    """True for a numeric IP address (looking it up sends nothing; connecting to it is guarded)."""
-    try:
-        ipaddress.ip_address(host.decode() if isinstance(host, bytes) else host)
-    except ValueError:
-        return False
-    return True
 
 
 @pytest.fixture(scope="session", autouse=True)
