@@ -1,12 +1,164 @@
-"""Shared by every test module: convscope is imported before any of them imports Keras.
+"""Shared by every test module: the network guard, isolated data folders, small inputs and models.
 
-convscope's process settings (the Keras backend, TensorFlow's oneDNN kernels) take
-effect only when it is imported before TensorFlow, as in the `convscope` command;
-tests that compare an in-process run with a `python -m convscope` run need both
-alike.
+convscope is imported before anything else imports Keras: its process settings
+(the Keras backend, TensorFlow's oneDNN kernels) take effect only when it is
+imported before TensorFlow, as in the `convscope` command; tests that compare an
+in-process run with a `python -m convscope` run need both alike.
+
+What a test receives whole is a fixture (`small_data`, `isolated_locations`);
+what it calls with arguments is a plain function, imported by name:
+
+    from conftest import never_called_sequential, random_images
+
+No test reaches the network: `no_network` (autouse, whole session) fails any
+test that opens a connection to anything but this machine, before a packet
+leaves it. Subprocesses a test starts are not covered; they get an isolated
+cache through `isolated_env`.
 """
 
-import convscope  # noqa: F401
+from __future__ import annotations
+
+import ipaddress
+import socket
+from pathlib import Path
+
+import convscope  # noqa: F401  (first: see above)
+import numpy as np
+import pytest
+
+from convscope.data import download, load_dataset
+
+# ---------------------------------------------------------------- no network
+
+LOOPBACK_NAMES = {"localhost", "localhost.localdomain", "ip6-localhost", "ip6-loopback"}
+# The functions the guard lets through to; test_network_guard.py swaps them for a tripwire.
+REAL = {
+    "connect": socket.socket.connect,
+    "connect_ex": socket.socket.connect_ex,
+    "create_connection": socket.create_connection,
+    "getaddrinfo": socket.getaddrinfo,
+}
+
+
+def is_loopback(host) -> bool:
+    """True for 127.0.0.0/8, ::1 (also IPv4-mapped) and the usual names of this machine; False for any other name."""
+    if isinstance(host, bytes):
+        host = host.decode("ascii", "replace")
+    host = str(host).split("%")[0]  # an IPv6 scope id: fe80::1%eth0
+    if host.lower() in LOOPBACK_NAMES:
+        return True
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return False  # any other name: looking it up would already be a DNS query
+    mapped = getattr(address, "ipv4_mapped", None)
+    return address.is_loopback or (mapped is not None and mapped.is_loopback)
+
+
+def is_address(host) -> bool:
+    """True for a numeric IP address (looking it up sends nothing; connecting to it is guarded)."""
+    try:
+        ipaddress.ip_address(host.decode() if isinstance(host, bytes) else host)
+    except ValueError:
+        return False
+    return True
+
+
+def refuse(target) -> None:
+    pytest.fail(
+        f"tests must not reach the network: the guard in tests/conftest.py refused {target!r} "
+        "(only loopback addresses and AF_UNIX sockets are allowed)"
+    )
+
+
+def leaves_this_machine(sock: socket.socket, address) -> bool:
+    return sock.family in (socket.AF_INET, socket.AF_INET6) and not is_loopback(address[0])
+
+
+def guarded_connect(sock, address):
+    if leaves_this_machine(sock, address):
+        refuse(address)
+    return REAL["connect"](sock, address)
+
+
+def guarded_connect_ex(sock, address):
+    if leaves_this_machine(sock, address):
+        refuse(address)
+    return REAL["connect_ex"](sock, address)
+
+
+def guarded_create_connection(address, *args, **kwargs):
+    if not is_loopback(address[0]):  # before the name is looked up
+        refuse(address)
+    return REAL["create_connection"](address, *args, **kwargs)
+
+
+def guarded_getaddrinfo(host, *args, **kwargs):
+    if host is not None and not is_loopback(host) and not is_address(host):
+        refuse(host)  # a name lookup can be a DNS query
+    return REAL["getaddrinfo"](host, *args, **kwargs)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_network():
+    """Fail any test that connects beyond this machine. Session-wide, so module fixtures are covered too."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(socket.socket, "connect", guarded_connect)
+        patch.setattr(socket.socket, "connect_ex", guarded_connect_ex)
+        patch.setattr(socket, "create_connection", guarded_create_connection)
+        patch.setattr(socket, "getaddrinfo", guarded_getaddrinfo)
+        yield
+
+
+# ---------------------------------------------------------------- isolated data folders
+
+
+def isolated_env(folder: Path) -> dict[str, str]:
+    """The environment that gives convscope its own empty cache and Keras folder under ``folder``."""
+    return {"CONVSCOPE_CACHE": str(folder / "cache"), "KERAS_HOME": str(folder / "keras")}
+
+
+@pytest.fixture
+def isolated_locations(tmp_path, monkeypatch):
+    """Own empty cache and Keras folder, no $CONVSCOPE_DATA, and a test that would download fails."""
+    for key, value in isolated_env(tmp_path).items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.delenv("CONVSCOPE_DATA", raising=False)
+    monkeypatch.setattr(download, "urlopen", lambda *args, **kwargs: pytest.fail("tests must not touch the network"))
+
+
+# ---------------------------------------------------------------- data
+
+
+@pytest.fixture(scope="session")
+def small_data():
+    """The bundled MNIST sample cut to 384 training images (6 batches of 64); 600 validation, 1,000 test."""
+    return load_dataset("mnist-sample", limit_train=384, val_split=0.1)
+
+
+def random_images(count: int, shape: tuple, seed: int = 0) -> np.ndarray:
+    """``count`` float32 images of ``shape``, uniform in [0, 1)."""
+    return np.random.default_rng(seed).random((count, *shape), dtype=np.float32)
+
+
+# ---------------------------------------------------------------- models
+
+
+def never_called_sequential():
+    """A notebook model: no Input, never called, ending in a softmax Dense."""
+    import keras  # here, not at the top: test modules without Keras stay quick to collect
+
+    layers = keras.layers
+    return keras.Sequential(
+        [
+            layers.Conv2D(4, 3, activation="relu"),
+            layers.MaxPooling2D(),
+            layers.Conv2D(6, 3, padding="same"),
+            layers.Activation("relu"),
+            layers.Flatten(),
+            layers.Dense(5, activation="softmax"),
+        ]
+    )
 
 
 def fit_notebook_model(image_shape: tuple, num_classes: int, filters: int, epochs: int):
@@ -15,7 +167,6 @@ def fit_notebook_model(image_shape: tuple, num_classes: int, filters: int, epoch
     Returns (x, y, model, history).
     """
     import keras
-    import numpy as np
 
     rng = np.random.default_rng(0)
     x = rng.random((80, *image_shape)).astype("float32")

@@ -18,15 +18,10 @@ from convscope.baseline import (
 )
 from convscope.cli import main
 from convscope.config import Config
-from convscope.data import Dataset, load_dataset
+from convscope.data import Dataset
 from convscope.errors import ConvscopeError
 from convscope.models import summarize
 from convscope.pipeline import train_baseline
-
-
-@pytest.fixture(scope="module")
-def small_data():
-    return load_dataset("mnist-sample", limit_train=600)
 
 
 @pytest.fixture(scope="module")

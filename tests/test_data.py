@@ -20,20 +20,9 @@ from convscope.data.preprocess import split_validation, stratified_split
 from convscope.data.sources import CATALOG
 from convscope.errors import ConvscopeError
 
+pytestmark = pytest.mark.usefixtures("isolated_locations")
+
 IDX_NAMES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
-
-
-@pytest.fixture(autouse=True)
-def isolated_locations(tmp_path, monkeypatch):
-    """Every test gets its own empty cache and Keras folder, and no $CONVSCOPE_DATA."""
-    monkeypatch.setenv("CONVSCOPE_CACHE", str(tmp_path / "cache"))
-    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))
-    monkeypatch.delenv("CONVSCOPE_DATA", raising=False)
-
-    def no_network(*args, **kwargs):
-        raise AssertionError("tests must not touch the network")
-
-    monkeypatch.setattr(download, "urlopen", no_network)
 
 
 def tiny_digits(count: int, seed: int, size: int = 6) -> tuple[np.ndarray, np.ndarray]:

@@ -10,19 +10,13 @@ import tarfile
 import numpy as np
 import pytest
 
-from convscope.data import cifar, download, load_dataset
+from convscope.data import cifar, load_dataset
 from convscope.errors import ConvscopeError
 
 LABEL_NAMES = [b"airplane", b"automobile", b"bird", b"cat", b"deer", b"dog", b"frog", b"horse", b"ship", b"truck"]
 PER_BATCH = 4
 
-
-@pytest.fixture(autouse=True)
-def isolated_locations(tmp_path, monkeypatch):
-    monkeypatch.setenv("CONVSCOPE_CACHE", str(tmp_path / "cache"))
-    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))
-    monkeypatch.delenv("CONVSCOPE_DATA", raising=False)
-    monkeypatch.setattr(download, "urlopen", lambda *a, **k: pytest.fail("tests must not touch the network"))
+pytestmark = pytest.mark.usefixtures("isolated_locations")
 
 
 def batch_bytes(seed: int) -> bytes:

@@ -27,28 +27,11 @@ from convscope.inspect import (
     inspect,
 )
 from convscope.models import create_model, list_models
+from conftest import never_called_sequential, random_images
 
 layers = keras.layers
 # `import convscope.inspect` would give the function of that name (see convscope/__init__.py).
 inspect_module = importlib.import_module("convscope.inspect")
-
-
-def random_images(count, shape, seed=0):
-    return np.random.default_rng(seed).random((count, *shape), dtype=np.float32)
-
-
-def never_called_sequential():
-    """A notebook model: no Input, never called, ending in a softmax Dense."""
-    return keras.Sequential(
-        [
-            layers.Conv2D(4, 3, activation="relu"),
-            layers.MaxPooling2D(),
-            layers.Conv2D(6, 3, padding="same"),
-            layers.Activation("relu"),
-            layers.Flatten(),
-            layers.Dense(5, activation="softmax"),
-        ]
-    )
 
 
 def functional_with_skip():

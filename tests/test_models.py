@@ -99,14 +99,15 @@ def test_list_models_and_table():
 # The user's own models
 
 
-def never_called_sequential():
+def one_conv_sequential():
+    """Never called, and small enough to count its parameters by hand (conftest's never_called_sequential is larger)."""
     return keras.Sequential(
         [keras.layers.Conv2D(8, 3, activation="relu"), keras.layers.Flatten(), keras.layers.Dense(10)]
     )
 
 
 def test_ensure_built_makes_a_never_called_sequential_usable():
-    model = never_called_sequential()
+    model = one_conv_sequential()
     conv = model.layers[0]
     with pytest.raises(AttributeError):  # what users hit in the lessons
         model.inputs
@@ -121,7 +122,7 @@ def test_ensure_built_makes_a_never_called_sequential_usable():
 
 
 def test_ensure_built_keeps_weights_of_a_sequential_called_eagerly():
-    model = never_called_sequential()
+    model = one_conv_sequential()
     images = np.random.default_rng(1).random((2, 28, 28, 1), dtype=np.float32)
     before = keras.ops.convert_to_numpy(model(images))
     assert ensure_built(model, (28, 28, 1)) is model
@@ -130,7 +131,7 @@ def test_ensure_built_keeps_weights_of_a_sequential_called_eagerly():
 
 def test_ensure_built_errors():
     with pytest.raises(ConvscopeError, match="never been called.*input_shape"):
-        ensure_built(never_called_sequential())
+        ensure_built(one_conv_sequential())
     with pytest.raises(ConvscopeError, match="cannot take images of shape"):
         ensure_built(keras.Sequential([keras.layers.Conv2D(8, 5), keras.layers.Conv2D(8, 5)]), (4, 4, 1))
 
@@ -159,7 +160,7 @@ def test_create_model_accepts_a_user_functional_model():
 
 
 def test_create_model_accepts_a_never_called_sequential():
-    model = create_model(never_called_sequential(), (28, 28, 1), 10)
+    model = create_model(one_conv_sequential(), (28, 28, 1), 10)
     assert tuple(model.outputs[0].shape) == (None, 10)
     assert model.count_params() == (9 + 1) * 8 + 26 * 26 * 8 * 10 + 10
 

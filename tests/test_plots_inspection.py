@@ -2,7 +2,6 @@
 
 import keras
 import matplotlib.pyplot as plt
-import numpy as np
 import pytest
 from PIL import Image
 
@@ -10,12 +9,9 @@ from convscope.errors import ConvscopeError
 from convscope.inspect import inspect
 from convscope.models import create_model, list_models
 from convscope.plots import inspection as plots
+from conftest import random_images
 
 layers = keras.layers
-
-
-def random_images(count, shape, seed=0):
-    return np.random.default_rng(seed).random((count, *shape), dtype=np.float32)
 
 
 def gray_cnn():

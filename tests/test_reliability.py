@@ -70,11 +70,12 @@ from PIL import Image
 
 from convscope import fileio
 from convscope.cli import build_config, build_parser
-from convscope.data import cifar, download, idx, load_dataset, load_images
+from convscope.data import cifar, idx, load_dataset, load_images
 from convscope.data.npz import load_npz_dataset
 from convscope.errors import ConvscopeError
 from convscope.models import load_model
 from convscope.train import train
+from conftest import isolated_env
 from test_data import idx_bytes, write_idx_set
 from test_data_cifar import official_members, write_tar
 from test_data_images import make_classes, png_declaring, save
@@ -86,18 +87,7 @@ EPOCHS = 4
 KILL_SEED = 2024  # seeds the moments of the random kills; any seed must pass
 SUBPROCESS_TIMEOUT = 600  # seconds; a run takes 15-40 s on 2 busy cores, most of it importing TensorFlow
 
-
-@pytest.fixture(autouse=True)
-def isolated_locations(tmp_path, monkeypatch):
-    """Own empty cache and Keras folder, no $CONVSCOPE_DATA, no network."""
-    for key, value in isolated_env(tmp_path).items():
-        monkeypatch.setenv(key, value)
-    monkeypatch.delenv("CONVSCOPE_DATA", raising=False)
-    monkeypatch.setattr(download, "urlopen", lambda *args, **kwargs: pytest.fail("tests must not touch the network"))
-
-
-def isolated_env(folder: Path) -> dict[str, str]:
-    return {"CONVSCOPE_CACHE": str(folder / "cache"), "KERAS_HOME": str(folder / "keras")}
+pytestmark = pytest.mark.usefixtures("isolated_locations")
 
 
 # --------------------------------------------------------------------------- helpers: runs

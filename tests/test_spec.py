@@ -115,21 +115,22 @@ def test_output_size_must_match_the_classes(tmp_path):
         create_model(no_head, (28, 28, 1), 10)
 
 
-def test_file_and_syntax_errors(tmp_path):
+def test_missing_file(tmp_path):
     with pytest.raises(ConvscopeError, match="missing.yaml: model spec not found"):
         create_model(tmp_path / "missing.yaml", (28, 28, 1), 10)
-    with pytest.raises(ConvscopeError, match=r"net.yaml:3: not valid YAML"):
-        create_model(write(tmp_path, "layers:\n  - Conv2D: {filters: 32\n  - Flatten: {}\n"), (28, 28, 1), 10)
-    with pytest.raises(ConvscopeError, match=r"net.yaml:3: unknown top-level key 'optimizer'"):
-        create_model(write(tmp_path, "layers:\n  - Flatten: {}\noptimizer: adam\n"), (28, 28, 1), 10)
-    with pytest.raises(ConvscopeError, match=r"net.yaml:3: unknown layer 'Lambda'"):
-        create_model(write(tmp_path, "layers:\n  - Flatten\n  - Lambda\n"), (28, 28, 1), 10)
-    with pytest.raises(ConvscopeError, match=r"net.yaml:2: Dropout.rate: could not determine a constructor"):
-        create_model(write(tmp_path, "- Dropout:\n    rate: !!python/object/apply:os.system [ls]\n"), (28, 28, 1), 10)
-    with pytest.raises(ConvscopeError, match=r"net.yaml:2: each list item must be one layer"):
-        create_model(write(tmp_path, "layers:\n  - {Flatten: {}, Dense: {units: 10}}\n"), (28, 28, 1), 10)
-    with pytest.raises(ConvscopeError, match=r"net.yaml: the file is empty"):
-        create_model(write(tmp_path, ""), (28, 28, 1), 10)
+
+
+@pytest.mark.parametrize("text, message", [
+    ("layers:\n  - Conv2D: {filters: 32\n  - Flatten: {}\n", r"net.yaml:3: not valid YAML"),
+    ("layers:\n  - Flatten: {}\noptimizer: adam\n", r"net.yaml:3: unknown top-level key 'optimizer'"),
+    ("layers:\n  - Flatten\n  - Lambda\n", r"net.yaml:3: unknown layer 'Lambda'"),
+    ("- Dropout:\n    rate: !!python/object/apply:os.system [ls]\n", r"net.yaml:2: Dropout.rate: could not determine a constructor"),
+    ("layers:\n  - {Flatten: {}, Dense: {units: 10}}\n", r"net.yaml:2: each list item must be one layer"),
+    ("", r"net.yaml: the file is empty"),
+])
+def test_syntax_errors(tmp_path, text, message):
+    with pytest.raises(ConvscopeError, match=message):
+        create_model(write(tmp_path, text), (28, 28, 1), 10)
 
 
 def test_layer_name_used_twice(tmp_path):

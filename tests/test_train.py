@@ -14,11 +14,6 @@ from convscope.errors import ConvscopeError
 from convscope.train import train
 
 
-@pytest.fixture(scope="module")
-def small_data():
-    return load_dataset("mnist-sample", limit_train=384, val_split=0.1)
-
-
 def make_config(tmp_path, name="run", **train_fields):
     config = Config()
     config.model.name = "mnist_convnet"  # has dropout: resume must restore its random masks too
