@@ -45,6 +45,7 @@ import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import keras
 import numpy as np
 
 from convscope.config import BASELINE_PREFIX as PREFIX
@@ -208,8 +209,6 @@ def estimator_layers(estimator, num_classes: int) -> list[tuple[np.ndarray, np.n
 
 def create_keras_model(estimator, input_shape: tuple, num_classes: int, name: str):
     """The Keras network computing exactly what the estimator computes (Flatten, Dense ..., Dense softmax)."""
-    import keras
-
     activation_names = {"relu": "relu", "tanh": "tanh", "logistic": "sigmoid", "identity": "linear", "softmax": "softmax"}
     layers = estimator_layers(estimator, num_classes)
     model = keras.Sequential(

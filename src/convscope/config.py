@@ -25,6 +25,7 @@ from pathlib import Path
 import yaml
 
 from convscope.errors import ConvscopeError
+from convscope.fileio import write_text
 
 SCALES = ("unit", "minmax", "centered", "standard")
 COLOR_MODES = ("grayscale", "rgb")
@@ -270,6 +271,4 @@ def load_config(path: str | Path, base: Config | None = None) -> Config:
 
 def save_config(config: Config, path: str | Path) -> Path:
     """Write the config as YAML, atomically."""
-    from convscope.fileio import write_text
-
     return write_text(path, yaml.safe_dump(config_to_dict(config), sort_keys=False))

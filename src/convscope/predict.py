@@ -26,7 +26,11 @@ from pathlib import Path
 
 import numpy as np
 
+from convscope.data import load_images
+from convscope.data.images import FORMATS_TEXT, read_header
+from convscope.data.preprocess import scaling_from_description
 from convscope.errors import ConvscopeError
+from convscope.evaluate import to_probabilities
 from convscope.runfolder import RunFolder, open_run
 from convscope.text import format_table
 
@@ -86,8 +90,6 @@ def expand_image_paths(inputs: list[str | Path]) -> list[Path]:
         >>> expand_image_paths(["digits/", "seven.png"])
         [PosixPath('digits/0.png'), PosixPath('digits/1.png'), PosixPath('seven.png')]
     """
-    from convscope.data.images import FORMATS_TEXT, read_header
-
     paths: list[Path] = []
     for item in map(Path, inputs):
         if not item.is_dir():
@@ -109,8 +111,6 @@ def expand_image_paths(inputs: list[str | Path]) -> list[Path]:
 
 def read_input_spec(run: RunFolder, model) -> InputSpec:
     """The image size, colour mode, channel axis, scaling and class names the run's model was trained with."""
-    from convscope.data.preprocess import scaling_from_description
-
     data = run.read_json(run.data_path)
     dataset = None
     if data.get("input_shape"):
@@ -154,8 +154,6 @@ def _color_mode(run: RunFolder, input_shape: tuple, channels_first: bool) -> str
 
 def prepare_images(paths: list[Path], spec: InputSpec) -> tuple[np.ndarray, np.ndarray]:
     """(model inputs float32, the uint8 pixels they came from (N, H, W, C)) for image files."""
-    from convscope.data import load_images
-
     pixels = load_images(paths, image_size=spec.image_size, color_mode=spec.color_mode)
     return spec.scaling.apply(pixels, None, spec.channels_first), pixels
 
@@ -187,8 +185,6 @@ def predict_images(run_dir: str | Path, images: list[str | Path], top_k: int = 3
     spec = read_input_spec(run, model)
     paths = expand_image_paths(images)
     inputs, _ = prepare_images(paths, spec)
-    from convscope.evaluate import to_probabilities
-
     probabilities = to_probabilities(model.predict(inputs, verbose=0, batch_size=256))
     names = spec.class_names if len(spec.class_names) == probabilities.shape[1] else [str(k) for k in range(probabilities.shape[1])]
     return PredictionResult(run.path, paths, probabilities, names, min(top_k, probabilities.shape[1]))

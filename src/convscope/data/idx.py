@@ -22,6 +22,7 @@ import numpy as np
 
 from convscope.data.raw import RawImages, check_images, check_labels, describe_error
 from convscope.errors import ConvscopeError
+from convscope.fileio import write_bytes
 
 # type code -> big-endian dtype, from the format's definition (yann.lecun.com/exdb/mnist)
 IDX_TYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
@@ -147,8 +148,6 @@ def write_idx(path: str | Path, array: np.ndarray, compress: bool = True) -> Pat
     Example:
         >>> write_idx("t10k-labels-idx1-ubyte.gz", labels)
     """
-    from convscope.fileio import write_bytes
-
     array = np.ascontiguousarray(array, dtype=np.uint8)
     header = bytes([0, 0, 0x08, array.ndim]) + struct.pack(f">{array.ndim}I", *array.shape)
     data = header + array.tobytes()

@@ -123,9 +123,9 @@ def build_sections(comparison, figures_dir: Path) -> list[DatasetSection]:
     Returns:
         One DatasetSection per dataset, in the comparison's order.
     """
-    # here, not at the top: importing convscope.compare for its leaderboard does not load matplotlib
-    from convscope.plots.common import save_figure
-    from convscope.plots.comparison import plot_compared_confusions, plot_compared_curves
+    # lazy: importing convscope.compare for its terminal leaderboard does not load matplotlib
+    from convscope.plots.common import save_figure  # lazy: as above
+    from convscope.plots.comparison import plot_compared_confusions, plot_compared_curves  # lazy: as above
 
     sections = []
     for position, (dataset, runs) in enumerate(comparison.groups.items()):
