@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 
 import convscope  # noqa: F401  (sets the Keras backend before keras is imported)
-from convscope.backend import seed_everything
+from convscope.keras_compat import seed_everything
 from convscope.data import load_dataset
 from convscope.inspect import compute_grad_cam, inspect
 from convscope.models import create_model, load_model

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 import keras
 import numpy as np
 
-from convscope.backend import forward_with_gradients
+from convscope.keras_compat import forward_with_gradients
 from convscope.errors import ConvscopeError
 from convscope.evaluate import to_probabilities
 from convscope.models import ensure_built

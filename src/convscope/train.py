@@ -42,7 +42,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from convscope.backend import batches, describe_backend, seed_everything
+from convscope.keras_compat import batches, describe_backend, seed_everything
 from convscope.config import Config, save_config
 from convscope.errors import ConvscopeError, TrainingInterrupted
 from convscope.fileio import atomic_path, remove_stale_temps, write_json, write_text

@@ -1,6 +1,6 @@
-"""Backend-specific settings: the one module allowed to import TensorFlow.
+"""Keras and backend specifics: the one module with private Keras calls, and the one allowed to import TensorFlow.
 
-    from convscope.backend import seed_everything
+    from convscope.keras_compat import seed_everything
     seed_everything(0)   # same seed, same CPU: identical weights and history
 """
 
