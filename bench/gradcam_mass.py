@@ -33,7 +33,7 @@ import numpy as np
 import convscope  # noqa: F401  (sets the Keras backend before keras is imported)
 from convscope.keras_compat import seed_everything
 from convscope.data import load_dataset
-from convscope.inspect import compute_grad_cam, inspect
+from convscope.inspection import compute_grad_cam, inspect
 from convscope.models import create_model, load_model
 from convscope.plots.common import save_figure
 from convscope.plots.inspection import plot_grad_cam

@@ -7,7 +7,7 @@ import pytest
 from PIL import Image
 
 from convscope.errors import ConvscopeError
-from convscope.inspect import inspect
+from convscope.inspection import inspect
 from convscope.models import create_model, list_models
 from convscope.plots import inspection as plots
 

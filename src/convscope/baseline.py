@@ -388,7 +388,7 @@ def save_dense_weight_images(model, input_shape: tuple, plots_dir: Path) -> Path
     """plots/dense_weights.png: each first-layer unit's weights as an image, as the lesson draws coefs_[0]."""
     from types import SimpleNamespace
 
-    from convscope.inspect import compute_dense_weights
+    from convscope.inspection import compute_dense_weights
     from convscope.plots.common import save_figure
     from convscope.plots.inspection import plot_dense_weights
 

@@ -122,7 +122,7 @@ def inspect_run(run_dir: str | Path, images: list[int] | None = None, layers: li
     Returns:
         The InspectionResult.
     """
-    from convscope.inspect import inspect
+    from convscope.inspection import inspect
     from convscope.plots.inspection import save_inspection_figures
 
     started = time.perf_counter()

@@ -390,7 +390,7 @@ def _summarize(model, input_shape) -> tuple[dict | None, str]:
 
 
 def _save_inspection_figures(model, images: np.ndarray, out_dir: Path, class_names: list[str]) -> None:
-    from convscope.inspect import inspect
+    from convscope.inspection import inspect
     from convscope.plots.inspection import save_inspection_figures
 
     save_inspection_figures(inspect(model, images), out_dir, class_names=class_names)

@@ -584,7 +584,7 @@ def plot_worked_convolution(result, ax=None):
     text_axis.set_axis_off()
     lines = [f"out[{row},{column}] = {worked.sums[row][column]}" for row in range(output_size) for column in range(output_size)]
     lines += ["", "Output size = ⌊(n + 2p - k) / s⌋ + 1   (2p: all zeros added along one axis)"]
-    lines += [f"  {row.text}" for row in result.output_sizes]
+    lines += [f"  {text}" for text in result.output_sizes]
     text_axis.text(0, 1, "\n".join(lines), va="top", ha="left", family="monospace", fontsize=7.5, transform=text_axis.transAxes)
     _adjust(figure, ax, left=0.03, right=0.97, bottom=0.01, top=0.88, wspace=0.2, hspace=0.12)
     legend = "yellow: the window of out[0,0]" + ("; grey: zero padding" if worked.pad_before or len(worked.padded_input) > size else "")
