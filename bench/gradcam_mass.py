@@ -133,7 +133,8 @@ def main() -> None:
     if args.out_dir:
         shown = slice(0, 8)
         result = inspect(model, images[shown], display_images=data.display_images(images[shown]))
-        path = save_figure(plot_grad_cam(result, class_names=data.class_names), Path(args.out_dir) / "grad_cam.png")
+        figure = plot_grad_cam(result.grad_cam, result.display_images, result.probabilities, data.class_names, image_labels=result.image_labels)
+        path = save_figure(figure, Path(args.out_dir) / "grad_cam.png")
         print(f"figure: {path}")
 
 

@@ -386,8 +386,6 @@ def check_equivalent(estimator, model, dataset, count: int = 256) -> None:
 
 def save_dense_weight_images(model, input_shape: tuple, plots_dir: Path) -> Path | None:
     """plots/dense_weights.png: each first-layer unit's weights as an image, as the lesson draws coefs_[0]."""
-    from types import SimpleNamespace
-
     from convscope.inspection import compute_dense_weights
     from convscope.plots.common import save_figure
     from convscope.plots.inspection import plot_dense_weights
@@ -395,8 +393,7 @@ def save_dense_weight_images(model, input_shape: tuple, plots_dir: Path) -> Path
     weights = compute_dense_weights(model, tuple(input_shape))
     if weights is None:
         return None
-    # plot_dense_weights reads only .dense_weights of an inspection result; the rest of inspect is not needed here.
-    return save_figure(plot_dense_weights(SimpleNamespace(dense_weights=weights)), Path(plots_dir) / "dense_weights.png")
+    return save_figure(plot_dense_weights(weights), Path(plots_dir) / "dense_weights.png")
 
 
 def _plain_params(params: dict) -> dict:

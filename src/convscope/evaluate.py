@@ -29,7 +29,7 @@ from typing import NamedTuple, Sequence
 import numpy as np
 
 from convscope.errors import ConvscopeError
-from convscope.probabilities import PROBABILITY_TOLERANCE, softmax, to_probabilities  # noqa: F401  (the rule's home; evaluate.to_probabilities stays importable)
+from convscope.probabilities import to_probabilities  # the one probability rule; evaluate.to_probabilities stays importable
 
 # Keras clips probabilities to [1e-7, 1 - 1e-7] before the log; the same epsilon makes
 # our test loss equal model.evaluate's and keeps one confidently wrong image finite.

@@ -18,6 +18,8 @@ import os
 import keras
 import numpy as np
 
+from convscope.errors import ConvscopeError
+
 # ---------------------------------------------------------------- image data format
 
 
@@ -192,8 +194,6 @@ def forward_with_gradients(model, inputs, score_function, feature_index=None):
         return _forward_with_gradients_torch(model, inputs, score_function, feature_index)
     if name == "jax":
         return _forward_with_gradients_jax(model, inputs, score_function, feature_index)
-    from convscope.errors import ConvscopeError
-
     raise ConvscopeError(
         f"KERAS_BACKEND={name}: Grad-CAM and saliency need gradients, which convscope computes on the "
         "tensorflow, torch and jax backends; set KERAS_BACKEND to one of those"

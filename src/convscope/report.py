@@ -189,10 +189,10 @@ def build_report(model, test_data, history=None, class_names=None, out="report.h
         >>> build_report(model, (x_test, y_test), history=history, out="report.html")
         PosixPath('report.html')
     """
-    import keras
-
     from convscope.config import Config
+    from convscope.display import drawable_images
     from convscope.evaluate import evaluate
+    from convscope.keras_compat import to_channels_last
     from convscope.pipeline import choose_inspect_images, save_predictions
     from convscope.plots.evaluation import save_evaluation_figures
     from convscope.train import describe_environment
@@ -201,7 +201,6 @@ def build_report(model, test_data, history=None, class_names=None, out="report.h
     x_train, y_train = _array_pair(train_data, "train_data") if train_data is not None else (None, None)
     columns = history_columns(history)
     result = evaluate(model, x_test, y_test, class_names=class_names)
-    channels_first = keras.config.image_data_format() == "channels_first"
     environment = describe_environment(Config())
     for key in ("seed", "command", "started"):  # facts of a convscope run; unknown for a notebook's model
         environment.pop(key, None)
@@ -211,11 +210,11 @@ def build_report(model, test_data, history=None, class_names=None, out="report.h
         scratch = RunFolder(Path(folder))  # a run folder's layout, so images are chosen as for a run
         save_evaluation_figures(
             result,
-            _figure_images(x_test, channels_first),
+            drawable_images(to_channels_last(x_test)),
             scratch.plots_dir,
             history=columns or None,
             train_labels=y_train,
-            train_images=_figure_images(x_train[:SAMPLE_IMAGES], channels_first) if x_train is not None else None,
+            train_images=drawable_images(to_channels_last(x_train[:SAMPLE_IMAGES])) if x_train is not None else None,
         )
         inspected, inspection_note = [], ""
         if x_test.ndim == 4:
@@ -462,13 +461,6 @@ def _array_pair(pair, name: str) -> tuple[np.ndarray, np.ndarray]:
     if len(x) != len(y):
         raise ConvscopeError(f"{name}: {len(x)} images but {len(y)} labels; expected one label per image")
     return x, y
-
-
-def _figure_images(x: np.ndarray, channels_first: bool) -> np.ndarray | None:
-    """Model inputs as the figure functions take them: channels last (they rescale floats themselves)."""
-    if x.ndim == 4:
-        return np.moveaxis(x, 1, -1) if channels_first else x
-    return x if x.ndim == 3 else None  # (N, H, W) grayscale is drawable; flat vectors are not
 
 
 # --------------------------------------------------------------------------- figures
