@@ -18,15 +18,13 @@ from __future__ import annotations
 import numpy as np
 
 
-def display_image(image: np.ndarray, channels_first: bool = False) -> np.ndarray:
+def display_image(image: np.ndarray) -> np.ndarray:
     """Return an image ready for imshow: (H, W) or (H, W, 3) floats in [0, 1].
 
-    Accepts uint8 or float images with a channel axis (first or last) or none;
+    Accepts uint8 or float images, channels-last or without a channel axis;
     float images outside [0, 1] are min-max rescaled (preprocessed inputs).
     """
     image = np.asarray(image)
-    if image.ndim == 3 and channels_first:
-        image = np.moveaxis(image, 0, -1)
     if image.ndim == 3 and image.shape[-1] == 1:
         image = image[..., 0]
     if image.dtype == np.uint8:
