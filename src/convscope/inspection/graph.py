@@ -58,6 +58,7 @@ def layer_graph(model, input_shape: tuple) -> LayerGraph:
 
 
 def one_or_list(tensors):
+    """One tensor as itself, several as a list (a merge layer's inputs)."""
     return tensors[0] if len(tensors) == 1 else list(tensors)
 
 
@@ -69,6 +70,7 @@ def shape_of(tensor) -> tuple | list:
 
 
 def find_layer(graph: LayerGraph, name: str):
+    """The top-level layer called ``name``; a user error naming every layer when there is none."""
     for layer in graph.layers:
         if layer.name == name:
             return layer
@@ -77,6 +79,7 @@ def find_layer(graph: LayerGraph, name: str):
 
 
 def is_convolution(layer) -> bool:
+    """Any 2-D convolution, Keras' own kinds or a subclass of Conv2D."""
     return type(layer).__name__ in CONVOLUTION_TYPES or isinstance(layer, keras.layers.Conv2D)
 
 
