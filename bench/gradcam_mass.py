@@ -31,9 +31,9 @@ from pathlib import Path
 import numpy as np
 
 import convscope  # noqa: F401  (sets the Keras backend before keras is imported)
-from convscope.backend import seed_everything
+from convscope.keras_compat import seed_everything
 from convscope.data import load_dataset
-from convscope.inspect import compute_grad_cam, inspect
+from convscope.inspection import compute_grad_cam, inspect
 from convscope.models import create_model, load_model
 from convscope.plots.common import save_figure
 from convscope.plots.inspection import plot_grad_cam
@@ -133,7 +133,8 @@ def main() -> None:
     if args.out_dir:
         shown = slice(0, 8)
         result = inspect(model, images[shown], display_images=data.display_images(images[shown]))
-        path = save_figure(plot_grad_cam(result, class_names=data.class_names), Path(args.out_dir) / "grad_cam.png")
+        figure = plot_grad_cam(result.grad_cam, result.display_images, result.probabilities, data.class_names, image_labels=result.image_labels)
+        path = save_figure(figure, Path(args.out_dir) / "grad_cam.png")
         print(f"figure: {path}")
 
 

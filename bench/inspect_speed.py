@@ -24,7 +24,7 @@ from pathlib import Path
 
 import convscope  # noqa: F401  (sets the Keras backend before keras is imported)
 from convscope.data import load_dataset
-from convscope.inspect import inspect
+from convscope.inspection import inspect
 from convscope.models import create_model
 from convscope.plots.inspection import save_inspection_figures
 

@@ -38,7 +38,7 @@ import numpy as np
 import convscope  # noqa: F401  (sets the Keras backend before keras is imported)
 import keras
 
-from convscope.backend import seed_everything
+from convscope.keras_compat import seed_everything
 from convscope.config import config_from_dict
 from convscope.data import load_dataset
 from convscope.models import create_model

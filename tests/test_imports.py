@@ -29,7 +29,6 @@ def write_package(folder: Path, modules: dict[str, str]) -> Path:
     return package
 
 
-@pytest.mark.xfail(strict=False, reason="restructure in progress")
 def test_convscope_import_graph_is_clean():
     result = check(SCRIPT.parent.parent / "src" / "convscope")
     assert result.returncode == 0, result.stdout

@@ -1,6 +1,4 @@
-"""Contract tests for convscope.inspect: numbers checked against Keras, scipy and closed forms."""
-
-import importlib
+"""Contract tests for convscope.inspection: numbers checked against Keras, scipy and closed forms."""
 
 import keras
 import numpy as np
@@ -8,15 +6,13 @@ import pytest
 import scipy.signal
 
 from convscope.errors import ConvscopeError
-from convscope.inspect import (
+from convscope.inspection import (
     CLASSIC_KERNELS,
-    _resize_bilinear,
     compute_activations,
     compute_classic_kernels,
     compute_dense_weights,
     compute_first_filters,
     compute_grad_cam,
-    compute_layer_table,
     compute_output_sizes,
     compute_pixel_grid,
     compute_saliency,
@@ -26,12 +22,13 @@ from convscope.inspect import (
     grayscale,
     inspect,
 )
+from convscope.inspection import attribution
+from convscope.inspection.geometry import resize_bilinear
+from convscope.inspection.graph import layer_graph, shape_of
 from convscope.models import create_model, list_models
 from conftest import never_called_sequential, random_images
 
 layers = keras.layers
-# `import convscope.inspect` would give the function of that name (see convscope/__init__.py).
-inspect_module = importlib.import_module("convscope.inspect")
 
 
 def functional_with_skip():
@@ -95,13 +92,13 @@ def test_model_loaded_from_file_gives_the_same_grad_cam(tmp_path):
 
 def test_inspect_runs_the_network_once_for_activations_grad_cam_and_saliency(monkeypatch):
     calls = []
-    original = inspect_module.forward_with_gradients
+    original = attribution.forward_with_gradients
 
     def counting(*args, **kwargs):
         calls.append(args[1].shape)
         return original(*args, **kwargs)
 
-    monkeypatch.setattr(inspect_module, "forward_with_gradients", counting)
+    monkeypatch.setattr(attribution, "forward_with_gradients", counting)
     result = inspect(never_called_sequential(), random_images(2, (10, 10, 1)))
     assert calls == [(2, 10, 10, 1)]
     assert len(result.activations) == 5 and result.grad_cam is not None and result.saliency.maps.shape == (2, 10, 10)
@@ -296,7 +293,7 @@ def test_stretch_is_kept_for_same_convolutions_and_unknown_geometry():
     # 'same' stride-1 layers centre cell i on pixel i: the stretch of the old resize, unchanged.
     cam = compute_grad_cam(functional_with_skip(), random_images(2, (12, 12, 3)))
     assert cam.cell_centres == ((1.0, 0.0), (1.0, 0.0))
-    np.testing.assert_allclose(cam.heatmaps, inspect_module._normalise(cam.coarse_heatmaps), atol=1e-6)
+    np.testing.assert_allclose(cam.heatmaps, attribution.normalise(cam.coarse_heatmaps), atol=1e-6)
     # Upsampling has no receptive-field centre: the map is stretched over the input.
     model = keras.Sequential(
         [keras.Input((8, 8, 1)), layers.Conv2D(2, 3), layers.UpSampling2D(name="up"), layers.Flatten(), layers.Dense(2)]
@@ -304,7 +301,7 @@ def test_stretch_is_kept_for_same_convolutions_and_unknown_geometry():
     images = random_images(2, (8, 8, 1))
     cam = compute_grad_cam(model, images, layer="up", method="hirescam")
     assert cam.cell_centres is None and cam.coarse_heatmaps.shape == (2, 12, 12)
-    np.testing.assert_allclose(cam.heatmaps, inspect_module._normalise(_resize_bilinear(cam.coarse_heatmaps, 8, 8)), atol=1e-6)
+    np.testing.assert_allclose(cam.heatmaps, attribution.normalise(resize_bilinear(cam.coarse_heatmaps, 8, 8)), atol=1e-6)
 
 
 def test_saliency_of_linear_model_is_the_class_weights():
@@ -320,19 +317,18 @@ def test_saliency_of_linear_model_is_the_class_weights():
 def test_bilinear_upsampling_matches_keras_resize():
     maps = random_images(2, (3, 5))
     expected = keras.ops.convert_to_numpy(keras.ops.image.resize(maps[..., None], (11, 17), interpolation="bilinear", antialias=False))[..., 0]
-    np.testing.assert_allclose(_resize_bilinear(maps, 11, 17), expected, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(resize_bilinear(maps, 11, 17), expected, rtol=1e-5, atol=1e-6)
 
 
-# ---------------------------------------------------------------- weights and layer table
+# ---------------------------------------------------------------- weights and the layer graph
 
 
-def test_layer_table_lists_shapes_weights_and_biases():
-    table = compute_layer_table(never_called_sequential(), (10, 10, 1))
-    assert [row.type for row in table] == ["Conv2D", "MaxPooling2D", "Conv2D", "Activation", "Flatten", "Dense"]
-    assert table[0].input_shape == (None, 10, 10, 1) and table[0].output_shape == (None, 8, 8, 4)
-    assert table[0].weight_shapes == [(3, 3, 1, 4)] and table[0].bias_shape == (4,)
-    assert table[1].weight_shapes == [] and table[1].bias_shape is None
-    assert table[-1].input_shape == (None, 96) and table[-1].weight_shapes == [(96, 5)]
+def test_layer_graph_has_every_layer_with_its_input_and_output_shapes():
+    graph = layer_graph(never_called_sequential(), (10, 10, 1))
+    assert [type(layer).__name__ for layer in graph.layers] == ["Conv2D", "MaxPooling2D", "Conv2D", "Activation", "Flatten", "Dense"]
+    first, last = graph.layers[0].name, graph.layers[-1].name
+    assert shape_of(graph.inputs_of[first]) == (None, 10, 10, 1) and shape_of(graph.outputs_of[first]) == (None, 8, 8, 4)
+    assert shape_of(graph.inputs_of[last]) == (None, 96)
 
 
 def test_first_filters_views_and_rgb_composites():
@@ -450,14 +446,16 @@ def test_worked_pooling_equals_keras_max_pooling():
 
 def test_output_size_formula_matches_keras_shapes():
     rows = compute_output_sizes()
-    assert [row.output_size for row in rows] == [3, 5, 2, 3]
-    for row, (stride, padding) in zip(rows, [(1, "valid"), (1, "same"), (2, "valid"), (2, "same")]):
+    sizes = [int(text.rsplit("= ", 1)[1]) for text in rows]  # each line ends with "= <output size>"
+    assert sizes == [3, 5, 2, 3]
+    for size, (stride, padding) in zip(sizes, [(1, "valid"), (1, "same"), (2, "valid"), (2, "same")]):
         shape = layers.Conv2D(1, 3, strides=stride, padding=padding).compute_output_shape((1, 5, 5, 1))
-        assert shape[1] == row.output_size
-        assert row.text.endswith(f"= {row.output_size}")
+        assert shape[1] == size
     model = never_called_sequential()
     model_rows = compute_output_sizes(model, (10, 10, 1))[4:]
-    assert [(row.label, row.output_size) for row in model_rows] == [(model.layers[0].name, 8), (model.layers[1].name, 4), (model.layers[2].name, 4)]
+    assert [(text.split(":")[0], int(text.rsplit("= ", 1)[1])) for text in model_rows] == [
+        (model.layers[0].name, 8), (model.layers[1].name, 4), (model.layers[2].name, 4)
+    ]
 
 
 # ---------------------------------------------------------------- every model
@@ -474,7 +472,8 @@ def check_result(result, model, shape, count):
     assert result.probabilities.shape[0] == count and np.allclose(result.probabilities.sum(axis=1), 1, atol=1e-5)
     assert result.saliency.maps.shape == (count, *shape[:2])
     assert all(np.all(np.isfinite(item.values)) for item in result.activations)
-    assert [row.name for row in result.layers] == [layer.name for layer in model.layers if not isinstance(layer, layers.InputLayer)]
+    graph_layers = layer_graph(model, shape).layers  # the layers inspection reads tensors from
+    assert [layer.name for layer in graph_layers] == [layer.name for layer in model.layers if not isinstance(layer, layers.InputLayer)]
     has_convolution = any(isinstance(layer, layers.Conv2D) for layer in model.layers)
     assert (result.grad_cam is not None) == has_convolution
     if has_convolution:

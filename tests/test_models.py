@@ -235,12 +235,12 @@ def test_load_model_missing_or_corrupt_file(tmp_path):
 def test_fused_batch_norm_trains_like_keras_batch_norm(arguments):
     import tensorflow as tf
 
-    from convscope import backend
+    from convscope import keras_compat
     from convscope.models.layers import FusedBatchNormalization
 
     rng = np.random.default_rng(0)
     x = tf.constant(rng.normal(2.0, 3.0, (16, 7, 7, 5)).astype("float32"))
-    assert backend.fused_batch_norm(x, tf.ones(5), tf.zeros(5), 1e-3) is not None  # the fused path is taken
+    assert keras_compat.fused_batch_norm(x, tf.ones(5), tf.zeros(5), 1e-3) is not None  # the fused path is taken
     ours, theirs = FusedBatchNormalization(**arguments), keras.layers.BatchNormalization(**arguments)
     for layer in (ours, theirs):
         layer.build(x.shape)

@@ -1,4 +1,4 @@
-"""Contract tests for convscope.plots.inspection: every figure draws, saves, and says what it shows."""
+"""Contract tests for convscope.plots.inspection and convscope.plots.teaching: every figure draws, saves, and says what it shows."""
 
 import keras
 import matplotlib.pyplot as plt
@@ -6,10 +6,11 @@ import pytest
 from PIL import Image
 
 from convscope.errors import ConvscopeError
-from convscope.inspect import inspect
+from convscope.inspection import inspect
 from convscope.models import create_model, list_models
 from convscope.plots import inspection as plots
 from conftest import random_images
+from convscope.plots import teaching
 
 layers = keras.layers
 
@@ -88,58 +89,62 @@ def titles(figure):
 
 
 def test_titles_say_what_is_shown_and_what_was_capped(gray_result, rgb_result):
-    filters = plots.plot_filters(gray_result)
+    filters = plots.plot_filters(gray_result.filters)
     assert "32 of 40 filters" not in titles(filters) and "40 filters 3x3" in titles(filters)  # 40 <= 64 shown
-    activation = plots.plot_activations(gray_result, gray_result.activations[0].layer_name, 1, max_channels=8)
+    activation = plots.plot_activations(
+        gray_result.activations, gray_result.activations[0].layer_name, 1, max_channels=8, image_label=gray_result.image_labels[1]
+    )
     assert "channels 0-7 of 40" in titles(activation) and "test image 42" in titles(activation) and "10x10x40" in titles(activation)
-    overview = plots.plot_activations_of_image(gray_result, 1)
+    overview = plots.plot_activations_of_image(gray_result.activations, 1)
     assert len(overview.axes) == len(gray_result.activations)
     for item in gray_result.activations:
         assert f"{item.layer_name} ({item.layer_type}) output" in titles(overview)
     assert "channels 0-31 of 40" in titles(overview)  # capped at 32 channels per layer
-    cam = plots.plot_grad_cam(rgb_result, class_names=["cat", "dog", "ship"])
+    cam = plots.plot_grad_cam(rgb_result.grad_cam, rgb_result.display_images, rgb_result.probabilities, class_names=["cat", "dog", "ship"])
     predicted = ["cat", "dog", "ship"][rgb_result.predicted_classes[0]]
     assert f"image 0: {predicted}" in titles(cam) and "second" in titles(cam)
-    assert "0.299R" in titles(plots.plot_channel_split(rgb_result))
-    assert "test image 7: " in titles(plots.plot_saliency(gray_result)) and "test image 7: pixel values" in titles(plots.plot_pixel_grid(gray_result))
+    assert "0.299R" in titles(teaching.plot_channel_split(rgb_result.classic_kernels, rgb_result.display_images[0]))
+    saliency = plots.plot_saliency(gray_result.saliency, gray_result.display_images, gray_result.probabilities, image_labels=gray_result.image_labels)
+    assert "test image 7: " in titles(saliency)
+    assert "test image 7: pixel values" in titles(teaching.plot_pixel_grid(gray_result.pixel_grid, image_label=gray_result.image_labels[0]))
     plt.close("all")
 
 
 def test_filter_values_are_printed_for_small_kernels(gray_result):
-    figure = plots.plot_filters(gray_result)
+    figure = plots.plot_filters(gray_result.filters)
     glyphs = [collection for collection in figure.axes[0].collections if len(collection.get_paths())]
     assert sum(len(collection.get_offsets()) for collection in glyphs) == 40 * 9  # one number per weight
-    quiet = plots.plot_filters(gray_result, show_values=False)
+    quiet = plots.plot_filters(gray_result.filters, show_values=False)
     assert not quiet.axes[0].collections
     plt.close("all")
 
 
 def test_asking_for_a_layer_without_activations_is_a_user_error(gray_result):
     with pytest.raises(ConvscopeError, match="no activations of layer 'flatten'"):
-        plots.plot_activations(gray_result, "flatten")
+        plots.plot_activations(gray_result.activations, "flatten")
 
 
 def test_pixel_grid_writes_one_number_per_pixel(gray_result):
-    figure = plots.plot_pixel_grid(gray_result)
+    figure = teaching.plot_pixel_grid(gray_result.pixel_grid)
     assert sum(len(collection.get_offsets()) for collection in figure.axes[0].collections) == 12 * 12
     plt.close(figure)
 
 
 def test_every_plot_draws_into_a_given_axes(gray_result, rgb_result, mlp_result):
     drawings = [
-        lambda ax: plots.plot_filters(gray_result, ax=ax),
-        lambda ax: plots.plot_filters_rgb(rgb_result, ax=ax),
-        lambda ax: plots.plot_dense_weights(mlp_result, ax=ax),
-        lambda ax: plots.plot_activations(gray_result, gray_result.activations[0].layer_name, ax=ax),
-        lambda ax: plots.plot_activations(gray_result, gray_result.activations[-1].layer_name, ax=ax),
-        lambda ax: plots.plot_activations_of_image(rgb_result, 2, layer_names=["first", "second"], ax=ax),
-        lambda ax: plots.plot_grad_cam(gray_result, ax=ax),
-        lambda ax: plots.plot_saliency(rgb_result, ax=ax),
-        lambda ax: plots.plot_classic_kernels(rgb_result, ax=ax),
-        lambda ax: plots.plot_channel_split(rgb_result, ax=ax),
-        lambda ax: plots.plot_pixel_grid(gray_result, ax=ax),
-        lambda ax: plots.plot_worked_convolution(gray_result, ax=ax),
-        lambda ax: plots.plot_worked_pooling(gray_result, ax=ax),
+        lambda ax: plots.plot_filters(gray_result.filters, ax=ax),
+        lambda ax: plots.plot_filters_rgb(rgb_result.filters, ax=ax),
+        lambda ax: plots.plot_dense_weights(mlp_result.dense_weights, ax=ax),
+        lambda ax: plots.plot_activations(gray_result.activations, gray_result.activations[0].layer_name, ax=ax),
+        lambda ax: plots.plot_activations(gray_result.activations, gray_result.activations[-1].layer_name, ax=ax),
+        lambda ax: plots.plot_activations_of_image(rgb_result.activations, 2, layer_names=["first", "second"], ax=ax),
+        lambda ax: plots.plot_grad_cam(gray_result.grad_cam, gray_result.display_images, gray_result.probabilities, ax=ax),
+        lambda ax: plots.plot_saliency(rgb_result.saliency, rgb_result.display_images, rgb_result.probabilities, ax=ax),
+        lambda ax: teaching.plot_classic_kernels(rgb_result.classic_kernels, rgb_result.display_images[0], ax=ax),
+        lambda ax: teaching.plot_channel_split(rgb_result.classic_kernels, rgb_result.display_images[0], ax=ax),
+        lambda ax: teaching.plot_pixel_grid(gray_result.pixel_grid, ax=ax),
+        lambda ax: teaching.plot_worked_convolution(gray_result.worked_convolution, gray_result.output_sizes, ax=ax),
+        lambda ax: teaching.plot_worked_pooling(gray_result.worked_pooling, ax=ax),
     ]
     for draw in drawings:
         figure, (left, right) = plt.subplots(1, 2, figsize=(8, 4), layout="constrained")

@@ -17,7 +17,8 @@ from convscope.config import Config, DataConfig, ModelConfig, RunConfig, TrainCo
 from convscope.errors import ConvscopeError
 from convscope.evaluate import evaluate_predictions
 from convscope.fileio import write_json, write_text
-from convscope.html.notebook import build_report, history_columns
+from convscope.html.notebook import history_columns
+from convscope.pipeline import build_report
 from convscope.html.render import MAX_FIGURE_BYTES, MAX_FIGURE_WIDTH, Figure, inline_png
 from convscope.html.report import SECTIONS, activation_figures, build_run_report
 from convscope.runfolder import open_run

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from convscope.html.notebook import build_report
+from convscope.pipeline import build_report
 from convscope.html.report import SECTIONS
 from conftest import fit_notebook_model
 

@@ -124,7 +124,7 @@ def test_monitor_names_the_group_of_batches_a_nan_came_from():
 def test_optimizer_and_metrics_exist_before_the_first_step(tmp_path, small_data):
     # Built before fit: TensorFlow would otherwise trace the first step twice (1 s per run).
     from convscope.models import create_model
-    from convscope.backend import build_training_state
+    from convscope.keras_compat import build_training_state
     from convscope.train import compile_model
 
     config = make_config(tmp_path)

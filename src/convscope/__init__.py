@@ -7,9 +7,10 @@
     result = convscope.run()            # train + evaluate + inspect + report on the bundled sample
 
 The public functions are imported lazily so that `convscope --help` and
-`convscope datasets` start without loading Keras. Three of them share their
-module's name (train, evaluate, inspect): `convscope.evaluate` is always the
-function; reach the module's other names with `from convscope.evaluate import ...`.
+`convscope datasets` start without loading Keras. Two of them share their
+module's name (train, evaluate): `convscope.evaluate` is always the function;
+reach the module's other names with `from convscope.evaluate import ...`.
+`convscope.inspect` is the function of the package `convscope.inspection`.
 """
 
 import sys
@@ -29,8 +30,8 @@ _PUBLIC = {
     "summarize": "convscope.models",
     "train": "convscope.train",
     "evaluate": "convscope.evaluate",
-    "inspect": "convscope.inspect",
-    "build_report": "convscope.html.notebook",
+    "inspect": "convscope.inspection",
+    "build_report": "convscope.pipeline",
     "run": "convscope.pipeline",
     "compare_runs": "convscope.compare",
     "train_baseline": "convscope.pipeline",

@@ -16,10 +16,10 @@ wall time to environment.json; `run` holds the lock from the first epoch to the 
 from __future__ import annotations
 
 import contextlib
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from types import SimpleNamespace
 
 import numpy as np
 
@@ -27,8 +27,11 @@ from convscope.baseline import fit_baseline
 from convscope.config import Config
 from convscope.errors import ConvscopeError
 from convscope.evaluate import evaluate
-from convscope.html.report import build_run_report
-from convscope.inspect import compute_dense_weights, inspect
+from convscope.display import drawable_images
+from convscope.html.notebook import array_pair, history_columns, notebook_sources
+from convscope.html.report import build_run_report, compose_report, write_report
+from convscope.inspection import compute_dense_weights, inspect
+from convscope.keras_compat import to_channels_last
 from convscope.plots.common import save_figure
 from convscope.plots.evaluation import save_evaluation_figures
 from convscope.plots.inspection import plot_dense_weights, save_inspection_figures
@@ -152,15 +155,24 @@ def inspect_run(run_dir: str | Path, images: list[int] | None = None, layers: li
         if bad:
             raise ConvscopeError(f"--images {','.join(map(str, bad))}: out of range; expected test indices 0..{len(dataset.y_test) - 1}")
         x = dataset.x_test[images]
-        result = inspect(
-            model, x, layers=layers, display_images=dataset.display_images(x),
-            image_labels=[f"test image {i}" for i in images],
+        return inspect_images(
+            run, model, x, images, dataset.class_names, layers=layers,
+            display_images=dataset.display_images(x), image_labels=[f"test image {i}" for i in images],
         )
-        previous = run.read_metrics().get("inspection", {}).get("figures", [])
-        figures = save_inspection_figures(result, run.plots_dir, class_names=dataset.class_names)
-        for name in set(previous) - {path.name for path in figures.values()}:
-            (run.plots_dir / name).unlink(missing_ok=True)  # figures of images or layers no longer inspected
-        run.update_metrics({"inspection": {"images": [int(i) for i in images], "figures": sorted(p.name for p in figures.values())}})
+
+
+def inspect_images(run: RunFolder, model, x, indices: list[int], class_names, **options):
+    """The inspect stage's work: look inside ``model`` on test images ``x`` (test indices ``indices``), save the figures.
+
+    Args:
+        options: ``inspection.inspect``'s layers, display_images and image_labels.
+    """
+    result = inspect(model, x, **options)
+    previous = run.read_metrics().get("inspection", {}).get("figures", [])
+    figures = save_inspection_figures(result, run.plots_dir, class_names=class_names)
+    for name in set(previous) - {path.name for path in figures.values()}:
+        (run.plots_dir / name).unlink(missing_ok=True)  # figures of images or layers no longer inspected
+    run.update_metrics({"inspection": {"images": [int(i) for i in indices], "figures": sorted(p.name for p in figures.values())}})
     return result
 
 
@@ -191,5 +203,53 @@ def train_baseline(config: Config, dataset=None, overwrite: bool = False):
             draw_evaluation(folder, result.evaluation, result.dataset)
         weights = compute_dense_weights(result.model, tuple(result.dataset.input_shape))
         if weights is not None:  # each first-layer unit's weights as an image, as the lesson draws coefs_[0]
-            save_figure(plot_dense_weights(SimpleNamespace(dense_weights=weights)), folder.plots_dir / "dense_weights.png")
+            save_figure(plot_dense_weights(weights), folder.plots_dir / "dense_weights.png")
     return result
+
+
+def build_report(model, test_data, history=None, class_names=None, out="report.html", train_data=None, title=None) -> Path:
+    """Evaluate and look inside a Keras model trained anywhere; write the same report a run gets.
+
+    The evaluate and inspect stages run as for a run, into a temporary run folder,
+    and the report is composed from that folder.
+
+    Args:
+        model: a trained Keras classifier (softmax probabilities or logits out).
+        test_data: ``(x_test, y_test)``: images shaped as the model expects
+            ((N, H, W, C) for the figures of the images and of the network's
+            inside) and integer labels or one-hot rows.
+        history: the ``History`` that ``model.fit`` returned, or its ``.history`` dict.
+        class_names: one display name per class; default "0".."n-1".
+        out: the HTML file to write.
+        train_data: ``(x_train, y_train)``, optional: adds training samples and class counts.
+        title: the page title; default: the model's name.
+
+    Returns:
+        The path written.
+
+    Example:
+        >>> history = model.fit(x_train, y_train, epochs=3, validation_split=0.1)
+        >>> build_report(model, (x_test, y_test), history=history, out="report.html")
+        PosixPath('report.html')
+    """
+    x_test, y_test = array_pair(test_data, "test_data")
+    x_train, y_train = array_pair(train_data, "train_data") if train_data is not None else (None, None)
+    columns = history_columns(history)
+    with tempfile.TemporaryDirectory(prefix="convscope-report-") as folder:
+        run = RunFolder(Path(folder))
+        evaluation = evaluate(model, x_test, y_test, class_names=class_names)
+        run.save_evaluation(evaluation)
+        save_evaluation_figures(
+            evaluation,
+            drawable_images(to_channels_last(x_test)),
+            run.plots_dir,
+            history=columns or None,
+            train_labels=y_train,
+            train_images=drawable_images(to_channels_last(x_train[:SAMPLE_IMAGES])) if x_train is not None else None,
+        )
+        if x_test.ndim == 4:  # images with a channel axis: the network's inside can be drawn
+            chosen = choose_inspect_images(run)
+            inspect_images(run, model, x_test[chosen], chosen, evaluation.class_names)
+        sources = notebook_sources(run, model, x_test, columns, len(x_train) if x_train is not None else None, title)
+        content = compose_report(sources)  # reads the figures before the folder goes
+    return write_report(content, out)

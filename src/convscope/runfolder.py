@@ -42,7 +42,7 @@ from pathlib import Path
 import numpy as np
 
 from convscope import __version__
-from convscope.backend import describe_backend
+from convscope.keras_compat import describe_backend
 from convscope.config import Config, config_to_dict, load_config, save_config
 from convscope.errors import ConvscopeError
 from convscope.fileio import atomic_path, remove_stale_temps, write_json, write_npz, write_text

@@ -41,11 +41,11 @@ from dataclasses import dataclass, field
 import keras
 import numpy as np
 
-from convscope.backend import batches, batches_per_call, build_training_state, reset_random_state, seed_everything
 from convscope.config import Config
 from convscope.data import load_dataset
 from convscope.errors import ConvscopeError, TrainingInterrupted
 from convscope.evaluate import EvaluationResult, evaluate
+from convscope.keras_compat import batches, batches_per_call, build_training_state, reset_random_state, seed_everything
 from convscope.models import create_model, load_model
 from convscope.runfolder import HISTORY_COLUMNS, RunFolder, describe_environment, new_run, with_run_name
 

@@ -95,7 +95,7 @@ def _data_config(config: DataConfig | str, overrides: dict) -> DataConfig:
 
 
 def _image_data_format() -> str:
-    import keras
+    import keras  # lazy: `convscope datasets` lists the catalogue without importing Keras
 
     return keras.config.image_data_format()
 

@@ -59,7 +59,6 @@ SECTIONS = (
     ("inside", "Inside the network"),
 )
 TEMPLATE = "report.html.j2"
-DATA_FROM_CONFIG = "This run folder has no data.json, so these are the data settings of config.yaml, without fitted numbers."
 REPORT_STAGES = ("train", "evaluate", "inspect")  # the report's own time changes at every build, so it is left out
 
 
@@ -152,9 +151,9 @@ def render_report(content: ReportContent) -> str:
 def read_run_sources(run: RunFolder) -> ReportSources:
     """Gather what a report needs from a run folder (see ``build_run_report``)."""
     config = run.read_config()
-    environment = run.read_json(run.environment_path)
+    environment = run.read_environment()
     metrics = run.read_metrics()
-    data = run.read_json(run.data_path) or _data_from_config(run, config)
+    data = run.read_data_description()
     model_name, dataset_name = config.model.name, config.data.dataset
 
     summary, summary_note = None, ""
@@ -164,21 +163,10 @@ def read_run_sources(run: RunFolder) -> ReportSources:
         except (ValueError, TypeError) as error:  # e.g. custom layers whose code is not importable here
             summary_note = f"model.keras could not be loaded here ({error}); the rest of the report does not need it."
         else:
-            summary, summary_note = _summarize(model, tuple(data["input_shape"]) if data.get("input_shape") else None)
+            summary, summary_note = summarize_model(model, tuple(data["input_shape"]) if data.get("input_shape") else None)
     else:
         summary_note = "This run folder has no model.keras (training has not finished an epoch)."
 
-    inspection = metrics.get("inspection", {})
-    inspected = []
-    if inspection.get("images") is not None:
-        predictions = run.read_predictions()
-        if predictions is not None:
-            inspected = describe_inspected_images(
-                inspection["images"],
-                predictions["labels"],
-                predictions["probabilities"].argmax(axis=1),
-                [str(name) for name in predictions["class_names"]],
-            )
     return ReportSources(
         title=f"{dataset_name} · {model_name}",
         subtitle=f"Run {run.path.name}",
@@ -191,19 +179,9 @@ def read_run_sources(run: RunFolder) -> ReportSources:
         summary=summary,
         summary_note=summary_note,
         commands=reproduce_commands(run, config, environment),
-        inspected_images=inspected,
+        inspected_images=describe_inspected_images(run, metrics),
         inspection_note="" if run.plots_dir.is_dir() else f"No figures yet: run `convscope inspect {run.path}`.",
     )
-
-
-def _data_from_config(run: RunFolder, config) -> dict:
-    """The data description of a run folder older than data.json: the config's data settings."""
-    described: dict = {"name": config.data.dataset, "note": DATA_FROM_CONFIG}
-    predictions = run.read_predictions()
-    if predictions is not None:
-        described["class_names"] = [str(name) for name in predictions["class_names"]]
-    described["preprocessing"] = {key: value for key, value in config_to_dict(config)["data"].items() if key != "dataset"}
-    return described
 
 
 def reproduce_commands(run: RunFolder, config, environment: dict) -> list[tuple[str, str]]:
@@ -233,7 +211,7 @@ def reproduce_commands(run: RunFolder, config, environment: dict) -> list[tuple[
     return commands
 
 
-def _summarize(model, input_shape) -> tuple[dict | None, str]:
+def summarize_model(model, input_shape) -> tuple[dict | None, str]:
     from convscope.models import summarize  # here, not at the top: it imports Keras, which a run folder without model.keras never needs
 
     try:
@@ -241,8 +219,14 @@ def _summarize(model, input_shape) -> tuple[dict | None, str]:
     except ConvscopeError as error:
         return None, f"The model summary could not be computed: {error}"
 
-def describe_inspected_images(indices, labels, predictions, class_names) -> list[str]:
-    """One caption per inspected test image: index, label, prediction, right or wrong."""
+def describe_inspected_images(run: RunFolder, metrics: dict) -> list[str]:
+    """One caption per test image the inspect stage recorded: index, label, prediction, right or wrong."""
+    indices = metrics.get("inspection", {}).get("images")
+    saved = run.read_predictions()
+    if indices is None or saved is None:
+        return []
+    labels, predictions = saved["labels"], saved["probabilities"].argmax(axis=1)
+    class_names = [str(name) for name in saved["class_names"]]
     captions = []
     for index in indices:
         label, predicted = int(labels[index]), int(predictions[index])

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import keras
 
-from convscope import backend
+from convscope import keras_compat
 
 
 @keras.saving.register_keras_serializable(package="convscope")
@@ -24,7 +24,7 @@ class FusedBatchNormalization(keras.layers.BatchNormalization):
 
     def call(self, inputs, training=None, mask=None):
         fusable = training and self.trainable and mask is None and not self.renorm and self.axis in (-1, len(inputs.shape) - 1)
-        fused = fusable and backend.fused_batch_norm(
+        fused = fusable and keras_compat.fused_batch_norm(
             inputs,
             self.gamma if self.scale else keras.ops.ones(inputs.shape[-1:]),
             self.beta if self.center else keras.ops.zeros(inputs.shape[-1:]),

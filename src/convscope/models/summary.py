@@ -24,12 +24,12 @@ Keras' numbers with the note "from Keras" instead of a formula.
 
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass
 
 import keras
 import numpy as np
 
+from convscope.models.arithmetic import explain_convolution_size, explain_pooling_size
 from convscope.models.loading import ensure_built
 from convscope.text import column_widths, format_bytes, format_shape, table_lines
 
@@ -200,30 +200,6 @@ class _Formula:
     macs: int | None
 
 
-def _conv_size(size: int, kernel: int, stride: int, dilation: int, padding: str) -> tuple[int, str]:
-    """Output length along one axis of a convolution, and how it follows."""
-    effective = dilation * (kernel - 1) + 1
-    notes = [padding] + ([f"stride {stride}"] if stride != 1 else []) + ([f"dilation {dilation}"] if dilation != 1 else [])
-    if padding == "same":
-        value = math.ceil(size / stride)
-        return value, f"ceil({size}/{stride}) = {value} ({', '.join(notes)})"
-    value = (size - effective) // stride + 1
-    if stride == 1:
-        return value, f"({size} - {effective})/1 + 1 = {value} ({', '.join(notes)})"
-    return value, f"floor(({size} - {effective})/{stride}) + 1 = {value} ({', '.join(notes)})"
-
-
-def _pool_size(size: int, pool: int, stride: int, padding: str) -> tuple[int, str]:
-    """Output length along one axis of a pooling window."""
-    if padding == "same":
-        value = math.ceil(size / stride)
-        return value, f"ceil({size}/{stride}) = {value} (same)"
-    value = (size - pool) // stride + 1
-    if pool == stride:  # floor((size - p)/p) + 1 == floor(size/p)
-        return value, f"floor({size}/{pool}) = {value}"
-    return value, f"floor(({size} - {pool})/{stride}) + 1 = {value}"
-
-
 def _spatial(shape: tuple, data_format: str) -> tuple[int, int, int]:
     """(height, width, channels) of a 3-axis image shape."""
     if data_format == "channels_first":
@@ -247,8 +223,8 @@ def _explain_conv2d(layer, input_shape):
     height, width, channels_in = _spatial(input_shape, layer.data_format)
     (kernel_h, kernel_w), (stride_h, stride_w) = layer.kernel_size, layer.strides
     (dilation_h, dilation_w), filters, groups = layer.dilation_rate, layer.filters, layer.groups
-    out_h = _conv_size(height, kernel_h, stride_h, dilation_h, layer.padding)
-    out_w = _conv_size(width, kernel_w, stride_w, dilation_w, layer.padding)
+    out_h = explain_convolution_size(height, kernel_h, stride_h, dilation_h, layer.padding)
+    out_w = explain_convolution_size(width, kernel_w, stride_w, dilation_w, layer.padding)
     per_filter = kernel_h * kernel_w * channels_in // groups
     inputs_text = f"{kernel_h}*{kernel_w}*{channels_in}" + (f"/{groups}" if groups != 1 else "")
     params = (per_filter + int(layer.use_bias)) * filters
@@ -267,8 +243,8 @@ def _explain_conv2d(layer, input_shape):
 def _explain_pooling2d(layer, input_shape):
     height, width, channels = _spatial(input_shape, layer.data_format)
     (pool_h, pool_w), (stride_h, stride_w) = layer.pool_size, layer.strides
-    out_h = _pool_size(height, pool_h, stride_h, layer.padding)
-    out_w = _pool_size(width, pool_w, stride_w, layer.padding)
+    out_h = explain_pooling_size(height, pool_h, stride_h, layer.padding)
+    out_w = explain_pooling_size(width, pool_w, stride_w, layer.padding)
     return _Formula(
         output_shape=_image(out_h[0], out_w[0], channels, layer.data_format),
         shape_text=f"{_both_axes(out_h, out_w)}; {channels} channels kept",

@@ -12,6 +12,7 @@ import matplotlib
 
 matplotlib.use("Agg")  # no display on servers and CI; figures only go to files
 
-from convscope.plots.common import display_image, new_axes, save_figure  # noqa: E402
+from convscope.display import display_image  # noqa: E402
+from convscope.plots.common import new_axes, save_figure  # noqa: E402
 
 __all__ = ["display_image", "new_axes", "save_figure"]

@@ -33,7 +33,8 @@ from convscope.evaluate import (
     compute_confused_classes,
     normalize_confusion,
 )
-from convscope.plots.common import display_image, new_axes, save_figure
+from convscope.display import display_image
+from convscope.plots.common import new_axes, new_panels, save_figure
 
 GRID_COUNT = 25  # 5 x 5 images: enough to see patterns, small enough to save in ~0.3 s
 GRID_COLUMNS = 5
@@ -71,7 +72,8 @@ def plot_training_curves(history: dict[str, np.ndarray], axes=None):
     epochs = columns.get("epoch", np.arange(length))
     # Keras logs epochs from 0; the figure counts completed epochs from 1, as the lessons' plots do.
     epochs = epochs + 1 if epochs[0] == 0 else epochs
-    figure, axes = _panels(axes, 1, 2, figsize=(10, 4))
+    figure, axes = new_panels(axes, 1, 2, figsize=(10, 4), layout="constrained")
+    axes = axes.ravel()
     marker = "o" if length <= 30 else None
     best = None
     if "val_loss" in columns:
@@ -321,16 +323,6 @@ def _image_grid(images, titles: list[str], colors: list[str], title_lines: int):
     return figure
 
 
-def _panels(axes, rows: int, columns: int, figsize, **options):
-    if axes is not None:
-        axes = list(np.ravel(axes))
-        if len(axes) != rows * columns:
-            raise ConvscopeError(f"{len(axes)} axes given; expected {rows * columns} for this figure's panels")
-        return axes[0].figure, axes
-    figure, axes = plt.subplots(rows, columns, figsize=figsize, layout="constrained", **options)
-    return figure, list(np.ravel(axes))
-
-
 def _probability(value: float) -> str:
     # Two decimals, except below 0.01 where "0.00" would hide how sure the model was: 3e-05.
     if value == 0:
@@ -377,7 +369,8 @@ def plot_probability_bars(
     if image is None:
         figure, bar_ax = new_axes(axes, figsize=(6, height))
     else:
-        figure, (image_ax, bar_ax) = _panels(axes, 1, 2, figsize=(9, height), width_ratios=(1, 1.6))
+        figure, panels = new_panels(axes, 1, 2, figsize=(9, height), layout="constrained", width_ratios=(1, 1.6))
+        image_ax, bar_ax = panels.ravel()
         picture = display_image(image)
         image_ax.imshow(picture, cmap="gray" if picture.ndim == 2 else None, vmin=0.0, vmax=1.0, interpolation="nearest")
         image_ax.set_axis_off()
@@ -458,7 +451,8 @@ def plot_reliability(calibration: Calibration, axes=None):
     Example:
         >>> plot_reliability(result.calibration)
     """
-    figure, (ax, count_ax) = _panels(axes, 2, 1, figsize=(6, 6.5), height_ratios=(3, 1), sharex=True)
+    figure, panels = new_panels(axes, 2, 1, figsize=(6, 6.5), layout="constrained", sharex=True, height_ratios=(3, 1))
+    ax, count_ax = panels.ravel()
     edges = calibration.bin_edges
     width = np.diff(edges)
     filled = calibration.counts > 0

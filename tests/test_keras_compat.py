@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from convscope import startup
-from convscope.backend import ArrayBatches, batches
+from convscope.keras_compat import ArrayBatches, batches
 
 
 def run_python(code: str, **env: str) -> subprocess.CompletedProcess:

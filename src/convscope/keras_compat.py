@@ -1,7 +1,13 @@
-"""Backend-specific settings: the one module allowed to import TensorFlow.
+"""Keras and backend specifics: the one module with private Keras calls, and the one allowed to import TensorFlow.
 
-    from convscope.backend import seed_everything
-    seed_everything(0)   # same seed, same CPU: identical weights and history
+    from convscope.keras_compat import seed_everything, to_channels_last
+    seed_everything(0)               # same seed, same CPU: identical weights and history
+    to_channels_last(x).shape        # (N, H, W, C) whatever keras.config.image_data_format() says
+    calls = graph_calls(model)       # layer name -> (inputs, outputs) of the call the model runs
+
+Everything that reads a Keras object's private attributes (``_keras_history``,
+``_inbound_nodes``, ``_run_through_graph``) or depends on the backend or on the
+image data format lives here, so a Keras upgrade breaks one module.
 """
 
 from __future__ import annotations
@@ -13,12 +19,72 @@ import os
 import keras
 import numpy as np
 
+from convscope.errors import ConvscopeError
+
+# ---------------------------------------------------------------- image data format
+
+
+def is_channels_first() -> bool:
+    """Whether Keras lays images out (N, C, H, W) (``keras.config.image_data_format()``)."""
+    return keras.config.image_data_format() == "channels_first"
+
+
+def to_channels_last(array: np.ndarray) -> np.ndarray:
+    """A (N, C, H, W) batch with its channel axis moved last when Keras runs channels-first; anything else unchanged.
+
+    Example:
+        >>> to_channels_last(model_inputs).shape   # channels-first Keras: (2, 3, 32, 32) -> (2, 32, 32, 3)
+    """
+    if array.ndim == 4 and is_channels_first():
+        return np.moveaxis(array, 1, -1)
+    return array
+
+
+def spatial_size(tensor) -> tuple | None:
+    """(height, width) of a 4-D tensor per the image data format; None for any other rank."""
+    if len(tensor.shape) != 4:
+        return None
+    return tuple(tensor.shape[2:]) if is_channels_first() else tuple(tensor.shape[1:3])
+
+
+# ---------------------------------------------------------------- the functional graph
+
+
+def graph_calls(model) -> dict[str, tuple[list, list]]:
+    """Layer name -> (input tensors, output tensors) of the call that belongs to the graph ``model`` runs.
+
+    Walks back from ``model.outputs`` through each tensor's producing call, so a
+    layer called several times (a Sequential loaded from a .keras file calls its
+    layers once per rebuild) contributes the one call on the path to the
+    outputs. InputLayers are left out. The model must be built.
+    """
+    nodes, pending = {}, list(model.outputs)
+    while pending:
+        operation, node_index, _ = pending.pop()._keras_history
+        node = operation._inbound_nodes[node_index]
+        if operation.name not in nodes and not isinstance(operation, keras.layers.InputLayer):
+            nodes[operation.name] = node
+            pending.extend(node.input_tensors)
+    return {name: (list(node.input_tensors), list(node.output_tensors)) for name, node in nodes.items()}
+
+
+def producer(tensor):
+    """The operation that made a symbolic tensor and that call's input tensors; (None, []) for the model's input."""
+    history = getattr(tensor, "_keras_history", None)
+    if history is None or isinstance(history[0], keras.layers.InputLayer):
+        return None, []
+    operation, node_index, _ = history
+    return operation, list(operation._inbound_nodes[node_index].input_tensors)
+
+
+# ---------------------------------------------------------------- backend settings and kernels
+
 
 def seed_everything(seed: int) -> None:
     """Seed Python, NumPy and the backend, and make backend ops deterministic."""
     keras.utils.set_random_seed(seed)
     if keras.backend.backend() == "tensorflow":
-        import tensorflow as tf
+        import tensorflow as tf  # lazy: only the TensorFlow backend has it
 
         # Deterministic kernels cost ~0-3% on CPU here and make two runs with one seed identical.
         tf.config.experimental.enable_op_determinism()
@@ -38,7 +104,7 @@ def batches(x, y, batch_size: int):
     ran as fast. Other backends get a PyDataset of slices.
     """
     if keras.backend.backend() == "tensorflow":
-        import tensorflow as tf
+        import tensorflow as tf  # lazy: only the TensorFlow backend has it
 
         options = tf.data.Options()
         options.autotune.enabled = False
@@ -71,7 +137,7 @@ def fused_batch_norm(x, scale, offset, epsilon: float):
     """
     if keras.backend.backend() != "tensorflow" or len(x.shape) != 4 or x.dtype != "float32":
         return None
-    import tensorflow as tf
+    import tensorflow as tf  # lazy: only the TensorFlow backend has it
 
     y, mean, variance = tf.compat.v1.nn.fused_batch_norm(x, scale, offset, epsilon=epsilon, is_training=True)
     # The kernel returns the variance with Bessel's correction (n / (n - 1)); undo it.
@@ -83,7 +149,7 @@ def describe_backend() -> dict:
     """Versions and device facts for environment.json."""
     info = {"backend": keras.backend.backend(), "keras": keras.__version__, "image_data_format": keras.config.image_data_format()}
     if info["backend"] == "tensorflow":
-        import tensorflow as tf
+        import tensorflow as tf  # lazy: only the TensorFlow backend has it
 
         info["tensorflow"] = tf.__version__
         info["devices"] = [device.name for device in tf.config.list_physical_devices()]
@@ -129,8 +195,6 @@ def forward_with_gradients(model, inputs, score_function, feature_index=None):
         return _forward_with_gradients_torch(model, inputs, score_function, feature_index)
     if name == "jax":
         return _forward_with_gradients_jax(model, inputs, score_function, feature_index)
-    from convscope.errors import ConvscopeError
-
     raise ConvscopeError(
         f"KERAS_BACKEND={name}: Grad-CAM and saliency need gradients, which convscope computes on the "
         "tensorflow, torch and jax backends; set KERAS_BACKEND to one of those"
@@ -146,7 +210,7 @@ def _to_numpy(tensors):
 
 
 def _forward_with_gradients_tensorflow(model, inputs, score_function, feature_index):
-    import tensorflow as tf
+    import tensorflow as tf  # lazy: only the TensorFlow backend has it
 
     images = tf.convert_to_tensor(inputs)
     with tf.GradientTape() as tape:
