@@ -302,7 +302,7 @@ def fit_baseline(config: Config, dataset=None, overwrite: bool = False) -> Basel
         dataset = load_dataset(config.data, seed=config.train.seed)
     if len(dataset.y_train) == 0:
         raise ConvscopeError(f"{config.data.dataset}: no training images; check the dataset and --limit-train")
-    with new_run(config, overwrite=overwrite) as run:
+    with new_run(config, overwrite=overwrite, resumable=False) as run:
         estimator = create_estimator(spec, config)
         logger.info("fitting %s on %d flattened images of %s", config.model.name, len(dataset.y_train), dataset.name)
         train_seconds, converged = fit_estimator(estimator, flatten_images(dataset.x_train, dataset.channels_first), dataset.y_train)

@@ -26,7 +26,6 @@ from pathlib import Path
 import numpy as np
 
 from convscope.errors import ConvscopeError
-from convscope.evaluate import compute_confusion_matrix
 from convscope.html.compare_page import COLUMNS, NUMERIC, leaderboard_rows
 from convscope.runfolder import RunFolder, open_run
 from convscope.text import format_table
@@ -109,15 +108,11 @@ def read_run_summary(path: str | Path) -> RunSummary:
     run = open_run(path)
     config = run.read_config()
     metrics = run.read_metrics()
-    data = run.read_json(run.data_path)
+    data = run.read_data_description()
     evaluation = metrics.get("evaluation") or {}
-    predictions = run.read_predictions()
-    class_names = [str(name) for name in data.get("class_names") or (predictions["class_names"] if predictions is not None else [])]
-    confusion = None
-    if predictions is not None:
-        class_names = class_names or [str(name) for name in predictions["class_names"]]
-        labels, probabilities = predictions["labels"], predictions["probabilities"]
-        confusion = compute_confusion_matrix(labels, probabilities.argmax(axis=1), probabilities.shape[1])
+    class_names = [str(name) for name in data.get("class_names", [])]
+    # Saved by the evaluation; a folder evaluated before convscope saved it gets it from `convscope evaluate RUN`.
+    confusion = np.array(evaluation["confusion_matrix"], dtype=np.int64) if "confusion_matrix" in evaluation else None
     per_class = evaluation.get("per_class") or {}
     f1 = np.array([per_class[name]["f1-score"] for name in class_names]) if per_class and all(name in per_class for name in class_names) else None
     params, mflops = model_cost(run, data)
@@ -133,8 +128,8 @@ def read_run_summary(path: str | Path) -> RunSummary:
         epochs=epochs,
         train_seconds=metrics.get("train_seconds"),
         best_val_accuracy=metrics.get("best_val_accuracy"),
-        test_accuracy=evaluation.get("accuracy", metrics.get("test_accuracy")),
-        test_loss=evaluation.get("loss", metrics.get("test_loss")),
+        test_accuracy=metrics.get("test_accuracy"),
+        test_loss=metrics.get("test_loss"),
         ece=evaluation.get("ece"),
         class_names=class_names,
         num_test=evaluation.get("num_test"),

@@ -34,6 +34,7 @@ import math
 import os
 import platform
 import sys
+import threading
 import warnings
 from dataclasses import dataclass
 from datetime import datetime
@@ -50,7 +51,7 @@ from convscope.text import slugify
 
 HISTORY_COLUMNS = ("epoch", "loss", "accuracy", "val_loss", "val_accuracy", "learning_rate", "seconds")
 CHECKPOINTS_KEPT = 2  # the newest, and one to fall back to if the newest is damaged
-_held_locks: dict[Path, int] = {}  # folder -> nesting depth: `convscope run` holds the lock its stages take again
+_held_locks: dict[tuple[Path, int], int] = {}  # (folder, thread) -> nesting depth: `convscope run`'s stages take it again
 
 
 @dataclass(frozen=True)
@@ -90,11 +91,11 @@ class RunFolder:
     def lock(self):
         """Hold the folder's lock while writing; a live holder elsewhere is an error, a dead one's lock is taken over.
 
-        Re-entrant within a process, so `convscope run` holds it across its stages.
+        Re-entrant within a thread, so `convscope run` holds it across its stages.
         The lock is an flock on ``.lock``, which the kernel releases when its holder
         dies (even by SIGKILL); the file's text names the holder for the messages.
         """
-        key = self.path.resolve()
+        key = (self.path.resolve(), threading.get_ident())
         if key in _held_locks:
             _held_locks[key] += 1
             try:
@@ -122,7 +123,7 @@ class RunFolder:
                 holder = handle.read().strip() or "another process"
                 handle.close()
                 raise ConvscopeError(
-                    f"{self.path}: in use by {holder}; wait for it to finish (or stop it), or choose another --name"
+                    f"{self.path}: in use by {holder}; wait for it to finish (or stop it) and try again, or write to another folder"
                 ) from None
             if self.lock_path.exists() and os.fstat(handle.fileno()).st_ino == os.stat(self.lock_path).st_ino:
                 break
@@ -140,9 +141,9 @@ class RunFolder:
         return handle
 
     def make_folder(self) -> None:
-        """Create the folder (and checkpoint/); a folder that cannot be created is a clear error."""
+        """Create the folder; a folder that cannot be created is a clear error."""
         try:
-            self.checkpoint_dir.mkdir(parents=True, exist_ok=True)
+            self.path.mkdir(parents=True, exist_ok=True)
         except OSError as error:
             raise ConvscopeError(f"{self.path}: cannot create the run folder ({error.strerror}); pass a writable --out") from None
 
@@ -360,13 +361,14 @@ def with_run_name(config: Config) -> Config:
 
 
 @contextlib.contextmanager
-def new_run(config: Config, resume: bool = False, overwrite: bool = False):
+def new_run(config: Config, resume: bool = False, overwrite: bool = False, resumable: bool = True):
     """Create (or, when resuming, check) the folder of ``config.run``, lock it, clean what a killed run left.
 
     Args:
         config: a config whose ``run.name`` is set (``with_run_name``).
         resume: the folder must exist and is continued.
         overwrite: a folder holding an unfinished run is started again (its metrics forgotten).
+        resumable: the run can be continued with --resume (a baseline cannot: it is fitted in one go).
 
     Yields:
         The locked RunFolder.
@@ -376,10 +378,10 @@ def new_run(config: Config, resume: bool = False, overwrite: bool = False):
         raise ConvscopeError(f"{run.path}: no run folder to resume; check the path or start a new run without --resume")
     with run.lock():
         if run.holds_run() and not (resume or overwrite):
-            raise ConvscopeError(
-                f"{run.path}: already holds a run; continue it with `convscope train --resume {run.path}` "
-                "or choose another --name"
+            advice = f"continue it with `convscope train --resume {run.path}` or choose another --name" if resumable else (
+                "choose another --name or delete that folder"
             )
+            raise ConvscopeError(f"{run.path}: already holds a run; {advice}")
         if overwrite:
             run.clear_metrics()
         for folder in (run.path, run.checkpoint_dir):

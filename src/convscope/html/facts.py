@@ -47,8 +47,7 @@ class Headline:
 
 def headline_sentence(metrics: dict, history: dict) -> str:
     """One line under the title: the test accuracy and how long training took."""
-    evaluation = metrics.get("evaluation") or {}
-    accuracy = evaluation.get("accuracy", metrics.get("test_accuracy"))
+    accuracy = metrics.get("test_accuracy")  # written with the evaluation, from the same predictions
     parts = []
     if accuracy is not None:
         parts.append(f"Test accuracy {format_percent(accuracy)}")
@@ -208,8 +207,7 @@ def format_history_value(column: str, value: float) -> str:
 
 def headline_numbers(metrics: dict) -> list[Headline]:
     evaluation = metrics.get("evaluation") or {}
-    accuracy = evaluation.get("accuracy", metrics.get("test_accuracy"))
-    loss = evaluation.get("loss", metrics.get("test_loss"))
+    accuracy, loss = metrics.get("test_accuracy"), metrics.get("test_loss")  # written with the evaluation
     numbers = []
     if accuracy is not None:
         hint = "share of test images whose most probable class is the right one"

@@ -41,7 +41,7 @@ def notebook_sources(run: RunFolder, model, x_test: np.ndarray, history: dict, t
         title=title or model.name,
         subtitle=f"Keras model {model.name!r} evaluated on {len(x_test):,} test images",
         figures_dir=run.plots_dir,
-        metrics={"evaluation": metrics["evaluation"]},
+        metrics={key: metrics[key] for key in ("test_loss", "test_accuracy", "evaluation")},
         history=history,
         environment=environment,
         config=None,
