@@ -396,4 +396,4 @@ def test_offline_error_lists_searched_folders_and_files(tmp_path, monkeypatch):
 
 def test_allow_download_false_never_downloads(tmp_path):
     with pytest.raises(ConvscopeError, match="downloading is off .*cifar-10-python.tar.gz"):
-        load_dataset("cifar10", allow_download=False)  # the autouse fixture fails the test on any urlopen call
+        load_dataset("cifar10", allow_download=False)  # isolated_locations fails the test on any urlopen call

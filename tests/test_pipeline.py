@@ -11,31 +11,46 @@ from convscope.config import Config
 from convscope.pipeline import run
 
 
+def image_count(x) -> int | None:
+    """Images in an array, or in a dataset of (x, y) batches; None for Keras' cached validation set."""
+    if x is None:
+        return None
+    if hasattr(x, "shape"):
+        return len(x)
+    return sum(int(batch[0].shape[0]) for batch in x)
+
+
 @pytest.fixture(scope="module")
 def finished(tmp_path_factory):
-    """A whole `run` on 256 sample images, counting the model's predict calls over the test set."""
+    """A whole `run` on 256 sample images, recording the images of every predict and evaluate call."""
     config = Config()
     config.model.name, config.train.epochs = "cnn_single", 1
     config.data.limit_train = 256
     config.run.out, config.run.name = str(tmp_path_factory.mktemp("runs")), "run"
     calls = []
-    original = keras.Model.predict
 
-    def counted(self, x, *args, **kwargs):
-        calls.append(len(x))
-        return original(self, x, *args, **kwargs)
+    def recorded(name):
+        original = getattr(keras.Model, name)
+
+        def call(self, x=None, *args, **kwargs):
+            calls.append((name, image_count(x)))
+            return original(self, x, *args, **kwargs)
+
+        return call
 
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(keras.Model, "predict", counted)
+        for name in ("predict", "evaluate"):
+            patch.setattr(keras.Model, name, recorded(name))
         result = run(config)
     return result, calls
 
 
 def test_the_test_set_is_predicted_once(finished):
+    # Before, training scored the test set with Keras' evaluate and the evaluate stage predicted it again.
     result, calls = finished
     num_test = result.metrics["evaluation"]["num_test"]
-    assert calls.count(num_test) == 1, calls
-    assert result.metrics["test_accuracy"] == result.metrics["evaluation"]["accuracy"]  # one source
+    assert [name for name, count in calls if count == num_test] == ["predict"], calls
+    assert result.metrics["test_accuracy"] == result.metrics["evaluation"]["accuracy"]  # one computation
 
 
 def test_metrics_json_confusion_matrix_equals_scikit_learns_on_the_saved_predictions(finished):
@@ -54,10 +69,31 @@ def test_stage_seconds_come_from_the_folder_and_the_lock_is_released(finished):
     assert result.report_path.is_file() and not result.run.lock_path.exists()
 
 
+def test_a_folder_evaluated_before_the_matrix_was_saved_counts_it_from_its_predictions(finished, tmp_path):
+    import shutil
+
+    from convscope.runfolder import RunFolder
+
+    old = RunFolder(tmp_path / "old")
+    shutil.copytree(finished[0].run.path, old.path)
+    metrics = old.read_metrics()
+    saved = metrics["evaluation"].pop("confusion_matrix")
+    old.metrics_path.write_text(json.dumps(metrics))
+    assert old.read_confusion_matrix().tolist() == saved
+
+
 def test_the_callers_config_is_not_changed(tmp_path):
-    from convscope.train import prepare_training
+    import copy
+
+    from convscope.baseline import baseline_config
+    from convscope.train import train
 
     config = Config()
+    config.model.name, config.train.epochs, config.data.limit_train = "cnn_single", 1, 64
     config.run.out = str(tmp_path)
-    resolved, _, _ = prepare_training(config)
-    assert config.run.name is None and resolved.run.name.startswith("mnist-sample-mnist_convnet-")
+    before = copy.deepcopy(config)
+    result = train(config)
+    assert config == before and result.config.run.name.startswith("mnist-sample-cnn_single-")
+    config.model.name = "sklearn-logistic"
+    before = copy.deepcopy(config)
+    assert baseline_config(config).train.schedule == "constant" and config == before

@@ -54,7 +54,7 @@ from convscope.data import load_dataset
 from convscope.errors import ConvscopeError
 from convscope.evaluate import EvaluationResult, compute_accuracy, compute_loss, evaluate_predictions
 from convscope.fileio import write_npz
-from convscope.runfolder import HISTORY_COLUMNS, RunFolder, describe_environment, new_run, with_run_name
+from convscope.runfolder import HISTORY_COLUMNS, RunFolder, describe_environment, with_run_name
 
 logger = logging.getLogger(__name__)
 results = logging.getLogger("convscope.results")  # what a run reports: the CLI prints it on stdout
@@ -275,57 +275,70 @@ def baseline_history(estimator, config: Config) -> dict[str, list] | None:
     return history
 
 
-def fit_baseline(config: Config, dataset=None, overwrite: bool = False) -> BaselineResult:
-    """Fit a scikit-learn baseline on the flattened training images and write its run folder.
-
-    Writes what ``train`` writes (config, environment, data, history, model.keras, metrics,
-    and the test set's predictions and evaluation, computed once from scikit-learn's own
-    probabilities) plus estimator.npz. The figures are drawn by ``pipeline.train_baseline``.
+def prepare_baseline(config: Config, dataset=None):
+    """The resolved config and the dataset, checked before any folder exists: a bad name leaves none behind.
 
     Args:
         config: ``model.name`` a baseline name (``sklearn-mlp-16x16``, ``sklearn-mlp-40``,
             ``sklearn-logistic``), after ``baseline_config``; it is not changed.
         dataset: a ``convscope.data.Dataset`` to use instead of loading ``config.data``.
-        overwrite: replace the files of a run folder that holds an unfinished baseline.
 
     Returns:
-        BaselineResult with the run folder, the equivalent Keras model, the estimator and metrics.
+        (config copy with its run name, dataset).
 
     Raises:
-        ConvscopeError: bad name, no training images, or a folder that already holds a run.
+        ConvscopeError: not a baseline name, or no training images.
     """
-    import sklearn  # lazy: scikit-learn loads in about a second, and only baselines need it
-
     config = with_run_name(config)
-    spec = parse_baseline_name(config.model.name)
+    parse_baseline_name(config.model.name)
     if dataset is None:
         dataset = load_dataset(config.data, seed=config.train.seed)
     if len(dataset.y_train) == 0:
         raise ConvscopeError(f"{config.data.dataset}: no training images; check the dataset and --limit-train")
-    with new_run(config, overwrite=overwrite, resumable=False) as run:
-        estimator = create_estimator(spec, config)
-        logger.info("fitting %s on %d flattened images of %s", config.model.name, len(dataset.y_train), dataset.name)
-        train_seconds, converged = fit_estimator(estimator, flatten_images(dataset.x_train, dataset.channels_first), dataset.y_train)
+    return config, dataset
 
-        model = create_keras_model(estimator, dataset.input_shape, dataset.num_classes, config.model.name)
-        check_equivalent(estimator, model, dataset)
-        run.write_config(config)
-        environment = describe_environment(config)
-        environment["scikit_learn"] = sklearn.__version__
-        environment["estimator"] = {"class": type(estimator).__name__, "params": _plain_params(estimator.get_params())}
-        run.write_environment(environment)
-        run.write_data_description(dataset)
-        history = baseline_history(estimator, config)
-        if history is not None:
-            run.write_history(history)
-        save_estimator_arrays(estimator, run.path / "estimator.npz")
-        run.save_model(model)
-        run.update_metrics(baseline_metrics(estimator, dataset, config, train_seconds, converged))
-        evaluation = None
-        if len(dataset.y_test):
-            evaluation = evaluate_predictions(estimator_probabilities(estimator, dataset, dataset.x_test), dataset.y_test, dataset.class_names)
-            run.save_evaluation(evaluation)
-            results.info(f"Test: loss {evaluation.loss:.4f} accuracy {evaluation.accuracy:.4f} ({run.path})")
+
+def fit_baseline(run: RunFolder, config: Config, dataset) -> BaselineResult:
+    """Fit a scikit-learn baseline on the flattened training images into a locked run folder.
+
+    Writes what ``train`` writes (config, environment, data, history, model.keras, metrics,
+    and the test set's predictions and evaluation, computed once from scikit-learn's own
+    probabilities) plus estimator.npz. ``pipeline.train_baseline`` creates the folder
+    and draws the figures.
+
+    Args:
+        run: the run folder, locked (``runfolder.new_run``).
+        config: the config ``prepare_baseline`` returned.
+        dataset: the dataset ``prepare_baseline`` returned.
+
+    Returns:
+        BaselineResult with the run folder, the equivalent Keras model, the estimator and metrics.
+    """
+    import sklearn  # lazy: scikit-learn loads in about a second, and only baselines need it
+
+    estimator = create_estimator(parse_baseline_name(config.model.name), config)
+    logger.info("fitting %s on %d flattened images of %s", config.model.name, len(dataset.y_train), dataset.name)
+    train_seconds, converged = fit_estimator(estimator, flatten_images(dataset.x_train, dataset.channels_first), dataset.y_train)
+
+    model = create_keras_model(estimator, dataset.input_shape, dataset.num_classes, config.model.name)
+    check_equivalent(estimator, model, dataset)
+    run.write_config(config)
+    environment = describe_environment(config)
+    environment["scikit_learn"] = sklearn.__version__
+    environment["estimator"] = {"class": type(estimator).__name__, "params": _plain_params(estimator.get_params())}
+    run.write_environment(environment)
+    run.write_data_description(dataset)
+    history = baseline_history(estimator, config)
+    if history is not None:
+        run.write_history(history)
+    save_estimator_arrays(estimator, run.estimator_path)
+    run.save_model(model)
+    run.update_metrics(baseline_metrics(estimator, dataset, config, train_seconds, converged))
+    evaluation = None
+    if len(dataset.y_test):
+        evaluation = evaluate_predictions(estimator_probabilities(estimator, dataset, dataset.x_test), dataset.y_test, dataset.class_names)
+        run.save_evaluation(evaluation)
+        results.info(f"Test: loss {evaluation.loss:.4f} accuracy {evaluation.accuracy:.4f} ({run.path})")
     return BaselineResult(run, config, model, estimator, run.read_metrics(), dataset, evaluation)
 
 

@@ -20,7 +20,7 @@ import sys
 import warnings
 from pathlib import Path
 
-from convscope.config import Config, resolve_config
+from convscope.config import Config, is_baseline_name, resolve_config
 from convscope.errors import ConvscopeError
 
 # flag -> (config section, field); every flag defaults to None so that only the
@@ -111,14 +111,16 @@ def build_config(args: argparse.Namespace):
         overrides["train"]["schedule"] = "constant"  # --reduce-lr alone means: constant rate, cut on plateaus
     config_path = args.config
     if getattr(args, "resume", None):
-        run_path = Path(args.resume)
-        if not (run_path / "config.yaml").is_file():
+        from convscope.runfolder import RunFolder  # lazy: --help starts without NumPy
+
+        run = RunFolder(Path(args.resume))
+        if not run.config_path.is_file():
             raise ConvscopeError(
-                f"{run_path}: no config.yaml; --resume takes a run folder written by `convscope train` "
+                f"{run.path}: no config.yaml; --resume takes a run folder written by `convscope train` "
                 "(a run stopped before its first epoch began has none: start it again without --resume)"
             )
-        config_path = config_path or run_path / "config.yaml"
-        overrides.setdefault("run", {}).update(out=str(run_path.parent), name=run_path.name)
+        config_path = config_path or run.config_path
+        overrides.setdefault("run", {}).update(out=str(run.path.parent), name=run.path.name)
     return resolve_config(config_path, overrides)
 
 
@@ -204,7 +206,7 @@ def command_compare(args) -> int:
 
 
 def command_baseline(args) -> int:
-    from convscope.baseline import DEFAULT_HIDDEN_LAYERS, baseline_config, baseline_name, is_baseline_name  # lazy: --help starts without TensorFlow
+    from convscope.baseline import DEFAULT_HIDDEN_LAYERS, baseline_config, baseline_name  # lazy: --help starts without TensorFlow
     from convscope.pipeline import train_baseline  # lazy: --help starts without TensorFlow
 
     config = build_config(args)
@@ -347,13 +349,12 @@ def show_warning(message, category, filename, lineno, file=None, line=None, _def
 
 
 def configure_output() -> None:
-    """Route convscope's logging and warnings to the terminal; once per process, however often main() runs."""
+    """Route convscope's logging and warnings to the terminal, each once, however often main() runs."""
     logger = logging.getLogger("convscope")
-    if any(isinstance(handler, ConsoleHandler) for handler in logger.handlers):
-        return
-    logger.addHandler(ConsoleHandler())
-    logger.setLevel(logging.INFO)
-    warnings.showwarning = show_warning
+    if not any(isinstance(handler, ConsoleHandler) for handler in logger.handlers):
+        logger.addHandler(ConsoleHandler())
+        logger.setLevel(logging.INFO)
+    warnings.showwarning = show_warning  # a caller may have restored its own since (pytest does)
 
 
 def main(argv: list[str] | None = None) -> int:

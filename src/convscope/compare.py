@@ -84,7 +84,7 @@ def expand_run_paths(patterns: list[str]) -> list[Path]:
     paths: list[Path] = []
     for pattern in patterns:
         if any(character in pattern for character in GLOB_CHARACTERS) and not Path(pattern).exists():
-            matches = [Path(match) for match in sorted(glob.glob(pattern)) if (Path(match) / "config.yaml").is_file()]
+            matches = [Path(match) for match in sorted(glob.glob(pattern)) if RunFolder(Path(match)).config_path.is_file()]
             if not matches:
                 raise ConvscopeError(f"{pattern}: matches no run folder; expected folders holding config.yaml, e.g. runs/sweep-mnist/*")
         else:
@@ -111,8 +111,6 @@ def read_run_summary(path: str | Path) -> RunSummary:
     data = run.read_data_description()
     evaluation = metrics.get("evaluation") or {}
     class_names = [str(name) for name in data.get("class_names", [])]
-    # Saved by the evaluation; a folder evaluated before convscope saved it gets it from `convscope evaluate RUN`.
-    confusion = np.array(evaluation["confusion_matrix"], dtype=np.int64) if "confusion_matrix" in evaluation else None
     per_class = evaluation.get("per_class") or {}
     f1 = np.array([per_class[name]["f1-score"] for name in class_names]) if per_class and all(name in per_class for name in class_names) else None
     params, mflops = model_cost(run, data)
@@ -135,7 +133,7 @@ def read_run_summary(path: str | Path) -> RunSummary:
         num_test=evaluation.get("num_test"),
         history=history,
         f1=f1,
-        confusion=confusion,
+        confusion=run.read_confusion_matrix(),
     )
 
 

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from convscope.baseline import fit_baseline
+from convscope.baseline import fit_baseline, prepare_baseline
 from convscope.config import Config
 from convscope.errors import ConvscopeError
 from convscope.evaluate import evaluate
@@ -53,10 +53,15 @@ class RunResult:
 
 
 @contextlib.contextmanager
-def stage(run: RunFolder, name: str):
-    """Lock the folder for one stage and record the stage's wall time in environment.json."""
+def stage(run: RunFolder, name: str, started: float | None = None):
+    """Lock the folder for one stage and record the stage's wall time in environment.json.
+
+    Args:
+        started: ``time.perf_counter()`` when the stage began, if before the folder
+            existed (training loads the data and builds the model first).
+    """
     with run.lock():
-        started = time.perf_counter()
+        started = time.perf_counter() if started is None else started
         yield run
         run.record_stage_time(name, time.perf_counter() - started)
 
@@ -76,15 +81,46 @@ def run(config: Config | None = None, resume: bool = False) -> RunResult:
         >>> result.report_path
         PosixPath('runs/mnist-sample-mnist_convnet-20260101-120000/report.html')
     """
-    config, model, dataset = prepare_training(config or Config(), resume=resume)
-    with new_run(config, resume) as folder:
-        with stage(folder, "train"):
-            trained = train_in_folder(folder, config, model, dataset, resume)
-        evaluate_run(folder.path, model=trained.model, dataset=dataset, evaluation=trained.evaluation)
-        inspect_run(folder.path, model=trained.model, dataset=dataset)
+    with trained_and_evaluated(config or Config(), resume) as trained:
+        folder = trained.run
+        inspect_run(folder.path, model=trained.model, dataset=trained.dataset)
         report_run(folder.path)
     seconds = folder.read_environment()["stage_seconds"]
     return RunResult(folder, folder.read_metrics(), folder.report_path, {name: seconds[name] for name in ("train", "evaluate", "inspect", "report")})
+
+
+def train_and_evaluate(config: Config, resume: bool = False):
+    """Train into a new (or resumed) run folder and draw the evaluation: a sweep's step for each model.
+
+    Args:
+        config: the run configuration (not changed).
+        resume: continue the run named by ``config.run``.
+
+    Returns:
+        The TrainResult.
+    """
+    with trained_and_evaluated(config, resume) as trained:
+        return trained
+
+
+@contextlib.contextmanager
+def trained_and_evaluated(config: Config, resume: bool = False):
+    """``train_and_evaluate``, the folder still locked inside for the caller's next stages.
+
+    Yields:
+        The TrainResult.
+
+    Example:
+        >>> with trained_and_evaluated(config) as trained:  # doctest: +SKIP
+        ...     inspect_run(trained.run.path, model=trained.model, dataset=trained.dataset)
+    """
+    started = time.perf_counter()
+    config, model, dataset = prepare_training(config, resume=resume)
+    with new_run(config, resume) as folder:
+        with stage(folder, "train", started):
+            trained = train_in_folder(folder, config, model, dataset, resume)
+        evaluate_run(folder.path, model=trained.model, dataset=dataset, evaluation=trained.evaluation)
+        yield trained
 
 
 def evaluate_run(run_dir: str | Path, model=None, dataset=None, evaluation=None):
@@ -111,7 +147,13 @@ def evaluate_run(run_dir: str | Path, model=None, dataset=None, evaluation=None)
 
 
 def draw_evaluation(run: RunFolder, evaluation, dataset) -> None:
-    """The evaluation figures of a run: from the saved result, its history and its data."""
+    """The evaluation figures of a run, into its plots/: from the evaluation, the folder's history and the data.
+
+    Args:
+        run: the run folder.
+        evaluation: the test set's EvaluationResult.
+        dataset: the run's Dataset (its images, drawn with its own scaling undone).
+    """
     save_evaluation_figures(
         evaluation,
         dataset.display_images(dataset.x_test),
@@ -162,10 +204,18 @@ def inspect_run(run_dir: str | Path, images: list[int] | None = None, layers: li
 
 
 def inspect_images(run: RunFolder, model, x, indices: list[int], class_names, **options):
-    """The inspect stage's work: look inside ``model`` on test images ``x`` (test indices ``indices``), save the figures.
+    """The inspect stage's work: look inside ``model`` on test images, save the figures, record what was shown.
 
     Args:
+        run: the run folder.
+        model: the model to look inside.
+        x: the test images, as the model takes them.
+        indices: their test-set indices (recorded, so the report can caption them).
+        class_names: one name per class, for the figures' titles.
         options: ``inspection.inspect``'s layers, display_images and image_labels.
+
+    Returns:
+        The InspectionResult.
     """
     result = inspect(model, x, **options)
     previous = run.read_metrics().get("inspection", {}).get("figures", [])
@@ -177,7 +227,14 @@ def inspect_images(run: RunFolder, model, x, indices: list[int], class_names, **
 
 
 def report_run(run_dir: str | Path) -> Path:
-    """Build report.html from what the run folder holds."""
+    """Build report.html from what the run folder holds.
+
+    Args:
+        run_dir: a run folder.
+
+    Returns:
+        The path of report.html.
+    """
     with stage(open_run(run_dir), "report") as run:
         return build_run_report(run)
 
@@ -197,13 +254,15 @@ def train_baseline(config: Config, dataset=None, overwrite: bool = False):
         >>> result = train_baseline(baseline_config(config))  # doctest: +SKIP
         >>> result.metrics["test_accuracy"]
     """
-    result = fit_baseline(config, dataset, overwrite)
-    with stage(result.run, "evaluate") as folder:
-        if result.evaluation is not None:
-            draw_evaluation(folder, result.evaluation, result.dataset)
-        weights = compute_dense_weights(result.model, tuple(result.dataset.input_shape))
-        if weights is not None:  # each first-layer unit's weights as an image, as the lesson draws coefs_[0]
-            save_figure(plot_dense_weights(weights), folder.plots_dir / "dense_weights.png")
+    config, dataset = prepare_baseline(config, dataset)
+    with new_run(config, overwrite=overwrite, resumable=False) as folder:
+        result = fit_baseline(folder, config, dataset)
+        with stage(folder, "evaluate"):
+            if result.evaluation is not None:
+                draw_evaluation(folder, result.evaluation, dataset)
+            weights = compute_dense_weights(result.model, tuple(dataset.input_shape))
+            if weights is not None:  # each first-layer unit's weights as an image, as the lesson draws coefs_[0]
+                save_figure(plot_dense_weights(weights), folder.plots_dir / "dense_weights.png")
     return result
 
 
@@ -239,6 +298,8 @@ def build_report(model, test_data, history=None, class_names=None, out="report.h
         run = RunFolder(Path(folder))
         evaluation = evaluate(model, x_test, y_test, class_names=class_names)
         run.save_evaluation(evaluation)
+        # draw_evaluation takes a Dataset, which undoes its known scaling; a notebook's arrays have
+        # none, so the figures get them as given and rescale floats themselves.
         save_evaluation_figures(
             evaluation,
             drawable_images(to_channels_last(x_test)),

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import dataclasses
 import fcntl
 import io
 import json
@@ -43,7 +44,6 @@ from pathlib import Path
 import numpy as np
 
 from convscope import __version__
-from convscope.keras_compat import describe_backend
 from convscope.config import Config, config_to_dict, load_config, save_config
 from convscope.errors import ConvscopeError
 from convscope.fileio import atomic_path, remove_stale_temps, write_json, write_npz, write_text
@@ -71,6 +71,7 @@ class RunFolder:
     plots_dir = property(lambda self: self.path / "plots")
     report_path = property(lambda self: self.path / "report.html")
     lock_path = property(lambda self: self.path / ".lock")
+    estimator_path = property(lambda self: self.path / "estimator.npz")  # a scikit-learn baseline's own arrays
 
     # ----------------------------------------------------------------------- state
 
@@ -79,11 +80,10 @@ class RunFolder:
         return any(path.exists() for path in (self.config_path, self.history_path, self.model_path)) or bool(self.list_checkpoints())
 
     def state(self) -> str:
-        """``new``, ``partial`` (training started), ``trained`` (no evaluation yet) or ``finished``."""
-        metrics = self.read_metrics()
-        if "evaluation" in metrics and self.plots_dir.is_dir():
+        """``new``, ``partial`` (training started), ``trained`` (evaluate stage not finished) or ``finished``."""
+        if "evaluate" in self.read_environment().get("stage_seconds", {}):  # recorded as the evaluate stage ends
             return "finished"
-        if "epochs_run" in metrics:
+        if "epochs_run" in self.read_metrics():
             return "trained"
         return "partial" if self.holds_run() or self.checkpoint_dir.exists() else "new"
 
@@ -109,43 +109,51 @@ class RunFolder:
             yield self
         finally:
             del _held_locks[key]
-            self.lock_path.unlink(missing_ok=True)  # while still holding it: a waiter then sees a new file
-            handle.close()
+            try:
+                self.lock_path.unlink(missing_ok=True)  # while still holding it: a waiter then sees a new file
+            finally:
+                handle.close()
 
     def _acquire_lock(self):
-        self.make_folder()
-        while True:
-            handle = open(self.lock_path, "a+", encoding="utf-8")
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                handle.seek(0)
-                holder = handle.read().strip() or "another process"
-                handle.close()
-                raise ConvscopeError(
-                    f"{self.path}: in use by {holder}; wait for it to finish (or stop it) and try again, or write to another folder"
-                ) from None
-            if self.lock_path.exists() and os.fstat(handle.fileno()).st_ino == os.stat(self.lock_path).st_ino:
-                break
-            handle.close()  # the holder removed the file as we opened it: lock the new one
-        handle.seek(0)
-        previous = handle.read().strip()
-        if previous:
-            warnings.warn(f"{self.lock_path}: took over the lock of {previous}, which ended without releasing it", stacklevel=4)
-        handle.seek(0)
-        handle.truncate()
-        program = Path(sys.argv[0]).name
-        command = " ".join(["convscope" if program in ("convscope", "__main__.py") else program, *sys.argv[1:]])
-        handle.write(f"process {os.getpid()} on {platform.node()} ({command[:200]}, since {datetime.now():%H:%M:%S})\n")
-        handle.flush()
-        return handle
-
-    def make_folder(self) -> None:
-        """Create the folder; a folder that cannot be created is a clear error."""
+        """Open and flock ``.lock`` (warning when a dead holder left it), write who holds it; return the open file."""
         try:
             self.path.mkdir(parents=True, exist_ok=True)
         except OSError as error:
             raise ConvscopeError(f"{self.path}: cannot create the run folder ({error.strerror}); pass a writable --out") from None
+        while True:
+            handle = open(self.lock_path, "a+", encoding="utf-8")
+            try:
+                if self._lock_open_file(handle):
+                    return handle
+            except BaseException:
+                handle.close()
+                raise
+            handle.close()  # the holder removed the file as we opened it: lock the new one
+
+    def _lock_open_file(self, handle) -> bool:
+        """Lock the open ``.lock``; False when it is no longer the file at that path (try again)."""
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "another process"
+            raise ConvscopeError(
+                f"{self.path}: in use by {holder}; wait for it to finish (or stop it) and try again, or write to another folder"
+            ) from None
+        try:
+            if os.fstat(handle.fileno()).st_ino != os.stat(self.lock_path).st_ino:
+                return False
+        except FileNotFoundError:
+            return False
+        handle.seek(0)
+        previous = handle.read().strip()
+        if previous:
+            warnings.warn(f"{self.lock_path}: took over the lock of {previous}, which ended without releasing it", stacklevel=2)
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"process {os.getpid()} on {platform.node()} ({command_line()[:200]}, since {datetime.now():%H:%M:%S})\n")
+        handle.flush()
+        return True
 
     # ----------------------------------------------------------------------- config, environment, data
 
@@ -156,6 +164,7 @@ class RunFolder:
         return load_config(self.config_path)
 
     def write_config(self, config: Config) -> None:
+        """Write config.yaml (the resolved config, re-runnable with --config)."""
         save_config(config, self.config_path)
 
     def read_json(self, path: Path) -> dict:
@@ -168,9 +177,11 @@ class RunFolder:
             raise ConvscopeError(f"{path}: unreadable JSON ({error}); delete it and re-run the stage that writes it") from None
 
     def read_environment(self) -> dict:
+        """environment.json as a dict; empty if missing."""
         return self.read_json(self.environment_path)
 
     def write_environment(self, environment: dict) -> None:
+        """Write environment.json (``describe_environment``'s layout)."""
         write_json(self.environment_path, environment)
 
     def record_stage_time(self, stage: str, seconds: float) -> None:
@@ -193,6 +204,7 @@ class RunFolder:
         return described
 
     def write_data_description(self, dataset) -> None:
+        """Write data.json: the dataset's source, classes, input shape and preprocessing."""
         write_json(self.data_path, describe_dataset(dataset))
 
     # ----------------------------------------------------------------------- history, metrics, predictions
@@ -217,14 +229,24 @@ class RunFolder:
         self._write(self.history_path, lambda path: write_text(path, buffer.getvalue()), "the previous file is intact; free disk space, then resume with --resume")
 
     def read_metrics(self) -> dict:
+        """metrics.json as a dict; empty if missing."""
         return self.read_json(self.metrics_path)
 
-    def read_predictions(self) -> dict[str, np.ndarray] | None:
-        """Return predictions.npz as arrays, or None when evaluate has not run."""
-        if not self.predictions_path.is_file():
+    def read_confusion_matrix(self) -> np.ndarray | None:
+        """The test confusion matrix (counts, rows true, columns predicted) the evaluation saved; None before one.
+
+        A folder evaluated before metrics.json held the matrix has it counted from its
+        predictions.npz, the same predictions the evaluation read.
+        """
+        evaluation = self.read_metrics().get("evaluation") or {}
+        if "confusion_matrix" in evaluation:
+            return np.array(evaluation["confusion_matrix"], dtype=np.int64)
+        predictions = self.read_predictions() if evaluation else None
+        if predictions is None:
             return None
-        with np.load(self.predictions_path, allow_pickle=False) as archive:
-            return {key: archive[key] for key in archive.files}
+        num_classes = predictions["probabilities"].shape[1]
+        cells = predictions["labels"].astype(np.int64) * num_classes + predictions["probabilities"].argmax(axis=1)
+        return np.bincount(cells, minlength=num_classes * num_classes).reshape(num_classes, num_classes)
 
     def update_metrics(self, values: dict) -> None:
         """Merge ``values`` into metrics.json atomically."""
@@ -355,8 +377,6 @@ def default_run_name(config: Config) -> str:
 
 def with_run_name(config: Config) -> Config:
     """``config`` with ``run.name`` set (a default name when it has none); the caller's config is left alone."""
-    import dataclasses
-
     return dataclasses.replace(config, run=dataclasses.replace(config.run, name=config.run.name or default_run_name(config)))
 
 
@@ -390,6 +410,12 @@ def new_run(config: Config, resume: bool = False, overwrite: bool = False, resum
         yield run
 
 
+def command_line() -> str:
+    """This process's command line, as `convscope ...` when it is convscope's (also under `python -m convscope`)."""
+    program = Path(sys.argv[0]).name
+    return " ".join(["convscope" if program in ("convscope", "__main__.py") else program, *sys.argv[1:]])
+
+
 def describe_environment(config: Config) -> dict:
     """Versions, seed, machine and command line, for environment.json."""
     cpu = platform.processor() or platform.machine()
@@ -398,6 +424,8 @@ def describe_environment(config: Config) -> dict:
             cpu = next((line.split(":", 1)[1].strip() for line in handle if line.startswith("model name")), cpu)
     except OSError:
         pass
+    from convscope.keras_compat import describe_backend  # lazy: reading a run folder's files needs no Keras
+
     return {
         "convscope": __version__,
         "python": platform.python_version(),
@@ -407,7 +435,7 @@ def describe_environment(config: Config) -> dict:
         "cpu": cpu,
         "cpu_count": os.cpu_count(),
         "platform": platform.platform(),
-        "command": " ".join(["convscope", *sys.argv[1:]]) if Path(sys.argv[0]).name == "convscope" else None,
+        "command": command_line() if Path(sys.argv[0]).name == "convscope" else None,  # a library caller's argv is not a command
         "started": datetime.now().isoformat(timespec="seconds"),
     }
 

@@ -8,8 +8,8 @@
 
 Each model gets ``<out>/<sweep name>/<model>`` and goes through train then
 evaluate; a ``sklearn-*`` name trains a scikit-learn baseline instead
-(``convscope.baseline``). A run whose metrics.json already holds the
-evaluation is finished and skipped, so re-running the same command after
+(``convscope.baseline``). A run whose evaluate stage has finished
+(``RunFolder.state``) is skipped, so re-running the same command after
 Ctrl-C (or a crash) continues where it stopped: a run interrupted during
 training resumes from its last complete epoch, a trained but unevaluated run
 is only evaluated. A finished run trained with other settings is refused
@@ -28,10 +28,9 @@ from convscope.compare import compare_runs, format_leaderboard
 from convscope.config import Config, config_to_dict, is_baseline_name
 from convscope.errors import ConvscopeError, TrainingInterrupted
 from convscope.html.compare_page import write_compare_html
-from convscope.pipeline import evaluate_run, train_baseline
+from convscope.pipeline import evaluate_run, train_and_evaluate, train_baseline
 from convscope.runfolder import RunFolder
 from convscope.text import slugify
-from convscope.train import train
 
 logger = logging.getLogger(__name__)
 
@@ -137,7 +136,7 @@ def sweep(models: list[str], config: Config) -> SweepResult:
             continue
         logger.info("[%d/%d] %s: %s", position, len(models), model, "resuming" if state == "partial" else "training" if state == "new" else "evaluating")
         try:
-            train_and_evaluate(wanted, run, state)
+            finish_run(wanted, run, state)
         except (TrainingInterrupted, KeyboardInterrupt):
             kept = ", ".join(skipped + trained) or "none"
             raise TrainingInterrupted(
@@ -150,12 +149,11 @@ def sweep(models: list[str], config: Config) -> SweepResult:
     return SweepResult(folder, runs, trained, skipped, compare_path, format_leaderboard(comparison))
 
 
-def train_and_evaluate(config: Config, run: RunFolder, state: str) -> None:
+def finish_run(config: Config, run: RunFolder, state: str) -> None:
     """Bring one run to ``finished``: train (or resume) unless trained, then evaluate."""
     if is_baseline_name(config.model.name):
         train_baseline(config, overwrite=True)  # fits, evaluates and writes the whole folder in one go: an unfinished one is redone
     elif state in ("new", "partial"):
-        trained = train(config, resume=state == "partial")
-        evaluate_run(run.path, model=trained.model, dataset=trained.dataset, evaluation=trained.evaluation)
+        train_and_evaluate(config, resume=state == "partial")
     else:
         evaluate_run(run.path)

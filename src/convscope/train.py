@@ -52,14 +52,13 @@ from convscope.runfolder import HISTORY_COLUMNS, RunFolder, describe_environment
 REDUCE_LR_MIN_DELTA = 1e-4  # ReduceLROnPlateau's default: smaller val_loss gains count as no gain
 ONECYCLE_WARMUP_FRACTION = 0.2  # linear warm-up over the first 20% of steps, then cosine to 0
 ONECYCLE_START_DIVISOR = 25.0  # warm-up starts at peak/25, as in fastai's fit_one_cycle
-# Batches per call into TensorFlow while training (see backend.batches_per_call). Each call
+# Batches per call into TensorFlow while training (see keras_compat.batches_per_call). Each call
 # costs about 1.5 ms of Python and dispatch here, 10-17% of a small model's step: 8 at a
 # time, mnist_fast trained at 10,300 images/s instead of 8,800 (mnist_convnet 3,740 instead
 # of 3,500), with identical weights. Callbacks (NaN checks, Ctrl-C, progress) then run once
 # per 8 batches.
 STEPS_PER_EXECUTION = 8
 PROGRESS_SECONDS = 0.2  # the progress line is redrawn at most this often
-TEST_BATCH_SIZE = 512  # images per batch when predicting the test set after training
 
 results = logging.getLogger("convscope.results")  # what a run reports: the CLI prints it on stdout
 progress = logging.getLogger("convscope.progress")  # a line redrawn in place: the CLI shows it on a terminal
@@ -145,6 +144,12 @@ def train(config: Config, model: keras.Model | None = None, dataset=None, resume
 def prepare_training(config: Config, model=None, dataset=None, resume: bool = False):
     """The resolved config, the model and the dataset, before any folder: a bad name leaves none behind.
 
+    Args:
+        config: the run configuration (not changed).
+        model: a Keras model to train instead of ``config.model.name``.
+        dataset: a ``convscope.data.Dataset`` to use instead of loading ``config.data``.
+        resume: the run continues from its checkpoint, which holds the model.
+
     Returns:
         (config copy with its run name, model or None when a resume takes it from the checkpoint, dataset).
     """
@@ -162,7 +167,16 @@ def prepare_training(config: Config, model=None, dataset=None, resume: bool = Fa
 
 
 def train_in_folder(run: RunFolder, config: Config, model, dataset, resume: bool = False) -> TrainResult:
-    """The epoch loop in a locked run folder (``prepare_training`` made the arguments), then the test set once."""
+    """The epoch loop in a locked run folder, then the test set predicted once with the kept weights.
+
+    Args:
+        run: the run folder, locked (``runfolder.new_run``).
+        config, model, dataset: what ``prepare_training`` returned.
+        resume: continue from the folder's newest checkpoint.
+
+    Returns:
+        TrainResult.
+    """
     training = start_training(run, config, model, dataset, resume)
     # Backend tensors made once: fit() given NumPy arrays converts the whole set again at every
     # epoch's call (full MNIST, 0.19 GB: 2.3 s -> 1.0 s of fixed cost per epoch, 2 loaded cores).
@@ -444,8 +458,6 @@ def check_same_run(saved: dict, current: dict, run: RunFolder) -> None:
         )
 
 
-
-
 # --------------------------------------------------------------------------- callbacks and results
 
 
@@ -495,7 +507,7 @@ def evaluate_test_set(run: RunFolder, model: keras.Model, dataset) -> Evaluation
     """Predict the test set once with the kept weights; write predictions.npz and the test metrics."""
     if not len(dataset.y_test):
         return None
-    result = evaluate(model, dataset.x_test, dataset.y_test, class_names=dataset.class_names, batch_size=TEST_BATCH_SIZE)
+    result = evaluate(model, dataset.x_test, dataset.y_test, class_names=dataset.class_names)
     run.save_evaluation(result)
     results.info(f"Test: loss {result.loss:.4f} accuracy {result.accuracy:.4f} ({run.path})")
     return result

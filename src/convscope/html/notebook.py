@@ -30,6 +30,9 @@ def notebook_sources(run: RunFolder, model, x_test: np.ndarray, history: dict, t
         history: ``history_columns`` of what ``model.fit`` returned (may be empty).
         train_size: how many training images were given, if any.
         title: the page title; default: the model's name.
+
+    Returns:
+        ReportSources for ``compose_report``.
     """
     metrics = run.read_metrics()
     environment = describe_environment(Config())
@@ -113,6 +116,7 @@ def history_columns(history) -> dict[str, np.ndarray]:
 
 
 def array_pair(pair, name: str) -> tuple[np.ndarray, np.ndarray]:
+    """``(images, labels)`` as two arrays of equal length; anything else is a clear error naming ``name``."""
     try:
         x, y = pair
     except (TypeError, ValueError):

@@ -136,6 +136,7 @@ def build_run_report(run: RunFolder) -> Path:
     """
     return write_report(compose_report(read_run_sources(run)), run.report_path)
 
+
 def write_report(content: ReportContent, path: str | Path) -> Path:
     """Render ``content`` and write it atomically to ``path``."""
     return write_text(path, render_report(content))
@@ -212,12 +213,14 @@ def reproduce_commands(run: RunFolder, config, environment: dict) -> list[tuple[
 
 
 def summarize_model(model, input_shape) -> tuple[dict | None, str]:
+    """(the summary as a dict, "") or (None, why there is none), for ReportSources."""
     from convscope.models import summarize  # here, not at the top: it imports Keras, which a run folder without model.keras never needs
 
     try:
         return summarize(model, input_shape).to_dict(), ""
     except ConvscopeError as error:
         return None, f"The model summary could not be computed: {error}"
+
 
 def describe_inspected_images(run: RunFolder, metrics: dict) -> list[str]:
     """One caption per test image the inspect stage recorded: index, label, prediction, right or wrong."""
@@ -235,6 +238,7 @@ def describe_inspected_images(run: RunFolder, metrics: dict) -> list[str]:
             f"Test image {int(index)}: labelled {class_names[label]}, predicted {class_names[predicted]} ({verdict})"
         )
     return captions
+
 
 def activation_figures(figures: dict[str, Figure], captions: list[str]) -> list[tuple[str, Figure]]:
     """The activations_img<i> figures (one per inspected image, a row per layer) in image order, with captions."""
