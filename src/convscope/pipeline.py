@@ -8,6 +8,7 @@
     evaluate_run("runs/mnist-demo")                   # re-run one stage without retraining
     inspect_run("runs/mnist-demo", images=[0, 42])
     report_run("runs/mnist-demo")
+    build_report(model, (x_test, y_test), history=history)   # a notebook's model: the same stages, a scratch folder
 
 Each stage locks the folder while it writes (a second writer exits 2) and adds its
 wall time to environment.json; `run` holds the lock from the first epoch to the report.
@@ -26,8 +27,8 @@ import numpy as np
 from convscope.baseline import fit_baseline, prepare_baseline
 from convscope.config import Config
 from convscope.errors import ConvscopeError
-from convscope.evaluate import evaluate
 from convscope.display import drawable_images
+from convscope.evaluate import evaluate
 from convscope.html.notebook import array_pair, history_columns, notebook_sources
 from convscope.html.report import build_run_report, compose_report, write_report
 from convscope.inspection import compute_dense_weights, inspect
