@@ -72,6 +72,7 @@ def test_stage_seconds_come_from_the_folder_and_the_lock_is_released(finished):
 def test_a_folder_evaluated_before_the_matrix_was_saved_counts_it_from_its_predictions(finished, tmp_path):
     import shutil
 
+    from convscope.compare import read_run_summary
     from convscope.runfolder import RunFolder
 
     old = RunFolder(tmp_path / "old")
@@ -79,7 +80,7 @@ def test_a_folder_evaluated_before_the_matrix_was_saved_counts_it_from_its_predi
     metrics = old.read_metrics()
     saved = metrics["evaluation"].pop("confusion_matrix")
     old.metrics_path.write_text(json.dumps(metrics))
-    assert old.read_confusion_matrix().tolist() == saved
+    assert read_run_summary(old.path).confusion.tolist() == saved
 
 
 def test_the_callers_config_is_not_changed(tmp_path):

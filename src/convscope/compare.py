@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from convscope.errors import ConvscopeError
+from convscope.evaluate import compute_confusion_matrix
 from convscope.html.compare_page import COLUMNS, NUMERIC, leaderboard_rows
 from convscope.runfolder import RunFolder, open_run
 from convscope.text import format_table
@@ -133,8 +134,19 @@ def read_run_summary(path: str | Path) -> RunSummary:
         num_test=evaluation.get("num_test"),
         history=history,
         f1=f1,
-        confusion=run.read_confusion_matrix(),
+        confusion=read_confusion(run, evaluation),
     )
+
+
+def read_confusion(run: RunFolder, evaluation: dict) -> np.ndarray | None:
+    """The confusion matrix the evaluation saved; a folder evaluated before metrics.json held it: counted from predictions.npz."""
+    if "confusion_matrix" in evaluation:
+        return np.array(evaluation["confusion_matrix"], dtype=np.int64)
+    predictions = run.read_predictions() if evaluation else None
+    if predictions is None:
+        return None
+    probabilities = predictions["probabilities"]
+    return compute_confusion_matrix(predictions["labels"], probabilities.argmax(axis=1), probabilities.shape[1])
 
 
 def model_cost(run: RunFolder, data: dict) -> tuple[int | None, float | None]:

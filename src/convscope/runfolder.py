@@ -232,22 +232,6 @@ class RunFolder:
         """metrics.json as a dict; empty if missing."""
         return self.read_json(self.metrics_path)
 
-    def read_confusion_matrix(self) -> np.ndarray | None:
-        """The test confusion matrix (counts, rows true, columns predicted) the evaluation saved; None before one.
-
-        A folder evaluated before metrics.json held the matrix has it counted from its
-        predictions.npz, the same predictions the evaluation read.
-        """
-        evaluation = self.read_metrics().get("evaluation") or {}
-        if "confusion_matrix" in evaluation:
-            return np.array(evaluation["confusion_matrix"], dtype=np.int64)
-        predictions = self.read_predictions() if evaluation else None
-        if predictions is None:
-            return None
-        num_classes = predictions["probabilities"].shape[1]
-        cells = predictions["labels"].astype(np.int64) * num_classes + predictions["probabilities"].argmax(axis=1)
-        return np.bincount(cells, minlength=num_classes * num_classes).reshape(num_classes, num_classes)
-
     def update_metrics(self, values: dict) -> None:
         """Merge ``values`` into metrics.json atomically."""
         write_json(self.metrics_path, {**self.read_metrics(), **values})
