@@ -49,7 +49,7 @@ import keras
 import numpy as np
 
 from convscope.config import BASELINE_PREFIX as PREFIX
-from convscope.config import Config, is_baseline_name
+from convscope.config import Config
 from convscope.data import load_dataset
 from convscope.errors import ConvscopeError
 from convscope.evaluate import EvaluationResult, compute_accuracy, compute_loss, evaluate_predictions
