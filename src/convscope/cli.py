@@ -3,6 +3,7 @@
     convscope run                                   # bundled MNIST sample, offline
     convscope train --dataset mnist --data-dir ../shared/data/mnist --model cnn_2conv --epochs 3
     convscope evaluate runs/mnist-cnn_2conv-20260101-120000
+    convscope report --model lesson.keras --dataset mnist          # a model file made elsewhere -> a new run folder
     convscope summary cnn_2conv --dataset mnist-sample
     convscope sweep --models mlp_512,cnn_2conv --dataset mnist --data-dir ../shared/data/mnist --epochs 3
     convscope compare 'runs/sweep-mnist/*'
@@ -37,6 +38,7 @@ CONFIG_FLAGS = {
     "allow_download": ("data", "allow_download"),
     "model": ("model", "name"),
     "trust_model": ("model", "trust_model"),
+    "weights": ("model", "weights"),
     "epochs": ("train", "epochs"),
     "batch_size": ("train", "batch_size"),
     "optimizer": ("train", "optimizer"),
@@ -46,6 +48,7 @@ CONFIG_FLAGS = {
     "reduce_lr": ("train", "reduce_lr"),
     "early_stop": ("train", "early_stop"),
     "preset": ("train", "preset"),
+    "tensorboard": ("train", "tensorboard"),
     "out": ("run", "out"),
     "name": ("run", "name"),
 }
@@ -69,6 +72,22 @@ def add_model_flags(parser: argparse.ArgumentParser, defaults) -> None:
     group = parser.add_argument_group("model")
     group.add_argument("--model", help=f"zoo name (`convscope models`) or a YAML layer list (default: {defaults.model.name})")
     group.add_argument("--trust-model", action="store_const", const=True, help="allow legacy .h5 model files (they can run code)")
+    group.add_argument("--weights", help=WEIGHTS_HELP.replace("loaded into --model", "to start from, loaded into --model"))
+
+
+WEIGHTS_HELP = "HDF5 weights loaded into --model: .weights.h5 (Keras 3 save_weights) or .h5/.hdf5 (Keras 2, e.g. a lesson's model.weights.best.hdf5)"
+IMPORT_FLAGS = ("weights", "trust_model", "config", "out", "name")  # with the data flags: only for --model
+
+
+def add_import_flags(parser: argparse.ArgumentParser, defaults) -> None:
+    """RUN, or --model FILE --dataset D: a stage takes a run folder, or imports a model file into a new one (open_or_import)."""
+    parser.add_argument("run", nargs="?", help="run folder (or --model to import a model file into a new one)")
+    group = parser.add_argument_group("a model made elsewhere, imported into a new run folder (instead of RUN)")
+    group.add_argument("--model", help="a .keras file, a whole-model .h5 (with --trust-model), or an architecture (zoo name, YAML) with --weights")
+    group.add_argument("--weights", help=WEIGHTS_HELP)
+    group.add_argument("--trust-model", action="store_const", const=True, help="allow legacy .h5 model files and Lambda layers (they can run code)")
+    add_data_flags(parser, defaults)
+    add_output_flags(parser, defaults, "run folder name (default: <dataset>-<model file>-<time>)")
 
 
 def add_train_flags(parser: argparse.ArgumentParser, defaults) -> None:
@@ -83,6 +102,7 @@ def add_train_flags(parser: argparse.ArgumentParser, defaults) -> None:
     group.add_argument("--seed", type=int, help=f"seeds weights, shuffling, dropout, validation split (default: {train.seed})")
     group.add_argument("--reduce-lr", metavar="FACTOR,PATIENCE,MIN_LR", help="ReduceLROnPlateau on val_loss, e.g. 0.5,2,1e-5")
     group.add_argument("--early-stop", type=int, metavar="PATIENCE", help="stop after PATIENCE epochs without val_loss improving")
+    group.add_argument("--tensorboard", action="store_const", const=True, help="write TensorBoard event logs into <run>/tensorboard/ (tensorboard --logdir runs)")
 
 
 def add_run_flags(parser: argparse.ArgumentParser, defaults) -> None:
@@ -124,6 +144,38 @@ def build_config(args: argparse.Namespace):
     return resolve_config(config_path, overrides)
 
 
+def open_or_import(args) -> tuple[Path, object]:
+    """The run folder a stage works on: RUN, or a new one that --model imports a model file into.
+
+    Returns:
+        (the folder, the pipeline's ImportedModel, whose model and dataset the stage can
+        take instead of loading them again; None for RUN).
+    """
+    if args.model is None:
+        if args.run is None:
+            raise ConvscopeError(f"convscope {args.command}: pass a run folder, or a model file to import with --model FILE --dataset D")
+        data_flags = [flag for flag, (section, _) in CONFIG_FLAGS.items() if section == "data"]
+        given = [flag for flag in (*IMPORT_FLAGS, *data_flags) if getattr(args, flag, None) is not None]
+        if given:
+            raise ConvscopeError(
+                f"--{given[0].replace('_', '-')} applies only with --model (importing a model file); "
+                f"{args.run} has its own model and data: drop the flag, or pass --model instead of the run folder"
+            )
+        return Path(args.run), None
+    if args.run is not None:
+        raise ConvscopeError(f"pass either a run folder ({args.run}) or --model {args.model}, not both")
+    from convscope.pipeline import import_model  # lazy: --help starts without TensorFlow
+
+    imported = import_model(build_config(args))
+    print(f"Run folder: {imported.run.path} (imported {args.model}{' with ' + args.weights if args.weights else ''})")
+    return imported.run.path, imported
+
+
+def in_memory(imported) -> dict:
+    """The model and dataset an import already holds, as a stage's keyword arguments."""
+    return {"model": imported.model, "dataset": imported.dataset} if imported is not None else {}
+
+
 # --------------------------------------------------------------------------- commands
 
 
@@ -149,8 +201,9 @@ def command_run(args) -> int:
 def command_evaluate(args) -> int:
     from convscope.pipeline import evaluate_run  # lazy: --help starts without TensorFlow
 
-    result = evaluate_run(args.run)
-    print(f"Test accuracy {result.accuracy:.4f}, loss {result.loss:.4f}; figures in {args.run}/plots")
+    run_dir, imported = open_or_import(args)
+    result = evaluate_run(run_dir, **in_memory(imported))
+    print(f"Test accuracy {result.accuracy:.4f}, loss {result.loss:.4f}; figures in {run_dir}/plots")
     return 0
 
 
@@ -159,15 +212,17 @@ def command_inspect(args) -> int:
 
     images = _parse_int_list(args.images, "--images") if args.images else None
     layers = [name.strip() for name in args.layers.split(",") if name.strip()] if args.layers else None
-    inspect_run(args.run, images=images, layers=layers)
-    print(f"Figures in {args.run}/plots")
+    run_dir, imported = open_or_import(args)
+    inspect_run(run_dir, images=images, layers=layers, **in_memory(imported))
+    print(f"Figures in {run_dir}/plots")
     return 0
 
 
 def command_report(args) -> int:
-    from convscope.pipeline import report_run  # lazy: --help starts without TensorFlow
+    from convscope.pipeline import report_imported, report_run  # lazy: --help starts without TensorFlow
 
-    print(f"Report: {report_run(args.run)}")
+    run_dir, imported = open_or_import(args)
+    print(f"Report: {report_imported(imported) if imported is not None else report_run(run_dir)}")
     return 0
 
 
@@ -280,14 +335,14 @@ def build_parser() -> argparse.ArgumentParser:
         add_train_flags(sub, defaults)
         add_run_flags(sub, defaults)
 
-    sub = add("evaluate", command_evaluate, "compute test metrics and figures for a run folder")
-    sub.add_argument("run", help="run folder")
-    sub = add("inspect", command_inspect, "filters, activations, Grad-CAM and kernels for a run folder")
-    sub.add_argument("run", help="run folder")
+    sub = add("evaluate", command_evaluate, "compute test metrics and figures for a run folder (or a model file, --model)")
+    add_import_flags(sub, defaults)
+    sub = add("inspect", command_inspect, "filters, activations, Grad-CAM and kernels for a run folder (or a model file, --model)")
+    add_import_flags(sub, defaults)
     sub.add_argument("--images", help="test-image indices, e.g. 0,42 (default: one right, one wrong prediction)")
     sub.add_argument("--layers", help="layer names whose activations to show (default: conv, pooling, activation layers)")
-    sub = add("report", command_report, "rebuild report.html from a run folder, without retraining")
-    sub.add_argument("run", help="run folder")
+    sub = add("report", command_report, "rebuild report.html from a run folder, without retraining (--model: evaluate, inspect and report a model file)")
+    add_import_flags(sub, defaults)
     sub = add("summary", command_summary, "explained model summary: shapes and parameters with their arithmetic")
     sub.add_argument("model", help="zoo name or YAML layer list")
     sub.add_argument("--dataset", default="mnist-sample", help="dataset giving the input shape and classes (default: mnist-sample)")

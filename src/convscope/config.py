@@ -52,8 +52,9 @@ class DataConfig:
 class ModelConfig:
     """Which network to build."""
 
-    name: str = "mnist_convnet"  # registered name (`convscope models`) or a YAML layer list path
+    name: str = "mnist_convnet"  # registered name (`convscope models`), a YAML layer list path, or an imported model file
     trust_model: bool = False  # allow legacy .h5 files and Lambda layers in .keras files (both can run arbitrary code)
+    weights: str | None = None  # HDF5 weights loaded into the model before anything else (e.g. a lesson's model.weights.best.hdf5)
 
 
 BASELINE_PREFIX = "sklearn-"  # model names of scikit-learn baselines (`convscope baseline`), e.g. sklearn-mlp-16x16
@@ -84,6 +85,7 @@ class TrainConfig:
     reduce_lr: tuple[float, int, float] | None = None  # (factor, patience, min_lr) for ReduceLROnPlateau on val_loss
     early_stop: int = 0  # if > 0: stop after this many epochs without val_loss improving
     preset: str | None = None  # a named recipe (see config.PRESETS) applied before flags
+    tensorboard: bool = False  # write TensorBoard event logs (loss, accuracy, learning rate per epoch) into <run>/tensorboard/
 
 
 @dataclass

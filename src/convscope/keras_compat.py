@@ -165,6 +165,116 @@ def describe_backend() -> dict:
     return info
 
 
+# ---------------------------------------------------------------- saved weights: where Keras puts each layer's arrays
+
+
+def saved_weight_layout(model, legacy: bool) -> list[tuple[str, object]] | None:
+    """(where a weights file keeps a layer's arrays, the layer) for every layer of ``model`` that has weights, in order.
+
+    Args:
+        model: a built Sequential or functional model.
+        legacy: the Keras 2 HDF5 layout (``save_weights('x.h5')`` before Keras 3, and the
+            ``model_weights`` group of a whole-model .h5): one group per top-level layer,
+            named after the layer, matched by order; a nested model is one layer there.
+            Otherwise the Keras 3 ``.weights.h5`` layout: ``layers/<name>/vars``, where
+            ``<name>`` is the layer's class in snake case with a counter per class
+            (``conv2d``, ``conv2d_1``; keras.src.saving.saving_lib._save_container_state),
+            and a nested model's layers sit under ``layers/<its name>/layers``.
+
+    Returns:
+        One entry per layer with weights: the group name (legacy) or the path inside
+        the file (Keras 3), and the layer, whose weights are stored in the order of
+        ``layer.trainable_weights + layer.non_trainable_weights``. None when a layer
+        other than a model holds layers of its own (Keras 3 then stores them under
+        attribute names this function does not know).
+    """
+    if legacy:
+        return [(layer.name, layer) for layer in model.layers if layer.trainable_weights + layer.non_trainable_weights]
+    from keras.src.utils.naming import to_snake_case  # lazy: private; Keras names each saved layer with it
+
+    layout, used = [], {}
+    for layer in model.layers:
+        name = to_snake_case(type(layer).__name__)
+        used[name] = used[name] + 1 if name in used else 0
+        path = f"layers/{name}_{used[name]}" if used[name] else f"layers/{name}"
+        if isinstance(layer, keras.Model):
+            inner = saved_weight_layout(layer, legacy=False)
+            if inner is None:
+                return None
+            layout.extend((f"{path}/{where}", sublayer) for where, sublayer in inner)
+        elif list(layer._flatten_layers(include_self=False)):  # private: the one way to see a layer's own layers
+            return None
+        elif layer.weights:
+            layout.append((path, layer))
+    return layout
+
+
+# ---------------------------------------------------------------- TensorBoard event logs
+
+
+def create_tensorboard_callback(log_dir, write_graph: bool = False) -> keras.callbacks.Callback:
+    """Keras' TensorBoard callback, writing each epoch's scalars into ``log_dir``/train and ``log_dir``/validation.
+
+    TensorFlow writes the event files (``tf.summary.create_file_writer``,
+    ``tf.summary.write``), but ``tf.summary.scalar`` itself comes from the ``tensorboard``
+    package: without it TensorFlow 2.21 raises TBNotInstalledError at the first epoch.
+    Then the callback gets a ``tf.summary`` whose ``scalar`` writes the record the
+    package writes (a float32 scalar tensor under the "scalars" plugin; TensorBoard's
+    scalar_summary_v2), so logs written with and without the package read the same.
+
+    Args:
+        log_dir: the folder TensorBoard is pointed at (``tensorboard --logdir``).
+        write_graph: also write the model and its training step's graph (once per run is enough).
+
+    Raises:
+        ConvscopeError: TensorFlow is not installed (it writes the event files, whatever the backend).
+    """
+    try:
+        import tensorflow as tf  # lazy: only --tensorboard needs TensorFlow's summary writer
+    except ImportError:
+        raise ConvscopeError(
+            f"--tensorboard: TensorFlow is not installed, and it writes TensorBoard's event files (backend {keras.backend.backend()}); "
+            "pip install tensorflow, or train without --tensorboard"
+        ) from None
+    try:
+        import tensorboard  # noqa: F401  (lazy: optional; only asked whether it is there)
+    except ImportError:
+        return _TensorBoardWithoutPackage(log_dir=str(log_dir), write_graph=write_graph, tf=tf)
+    return keras.callbacks.TensorBoard(log_dir=str(log_dir), write_graph=write_graph)
+
+
+class _ScalarSummaries:
+    """``tf.summary`` with ``scalar`` written through ``tf.summary.write``, as the tensorboard package does."""
+
+    def __init__(self, tf):
+        self._tf = tf
+
+    def __getattr__(self, name):
+        return getattr(self._tf.summary, name)
+
+    def scalar(self, name, data, step=None, description=None):
+        tf = self._tf
+        metadata = tf.compat.v1.SummaryMetadata(
+            summary_description=description or "",
+            # content: ScalarPluginData(version=0) serialized, which is empty
+            plugin_data=tf.compat.v1.SummaryMetadata.PluginData(plugin_name="scalars", content=b""),
+        )
+        with tf.summary.experimental.summary_scope(name, "scalar_summary", values=[data, step]) as (tag, _):
+            return tf.summary.write(tag=tag, tensor=tf.cast(data, tf.float32), step=step, metadata=metadata)
+
+
+class _TensorBoardWithoutPackage(keras.callbacks.TensorBoard):
+    """Keras' TensorBoard callback, its summary module replaced (the ``summary`` property Keras reads it through)."""
+
+    def __init__(self, tf, **options):
+        super().__init__(**options)
+        self._scalar_summaries = _ScalarSummaries(tf)
+
+    @property
+    def summary(self):
+        return self._scalar_summaries
+
+
 def forward_with_gradients(model, inputs, score_function, feature_index=None):
     """Run ``model`` once and differentiate the summed per-image scores.
 

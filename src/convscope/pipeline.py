@@ -9,6 +9,7 @@
     inspect_run("runs/mnist-demo", images=[0, 42])
     report_run("runs/mnist-demo")
     build_report(model, (x_test, y_test), history=history)   # a notebook's model: the same stages, a scratch folder
+    imported = import_model(config)                   # a model file made elsewhere -> a new run folder
 
 Each stage locks the folder while it writes (a second writer exits 2) and adds its
 wall time to environment.json; `run` holds the lock from the first epoch to the report.
@@ -17,6 +18,7 @@ wall time to environment.json; `run` holds the lock from the first epoch to the 
 from __future__ import annotations
 
 import contextlib
+import copy
 import tempfile
 import time
 from dataclasses import dataclass
@@ -26,6 +28,7 @@ import numpy as np
 
 from convscope.baseline import fit_baseline, prepare_baseline
 from convscope.config import Config
+from convscope.data import load_dataset
 from convscope.errors import ConvscopeError
 from convscope.display import drawable_images
 from convscope.evaluate import evaluate
@@ -36,7 +39,8 @@ from convscope.keras_compat import to_channels_last
 from convscope.plots.common import save_figure
 from convscope.plots.evaluation import save_evaluation_figures
 from convscope.plots.inspection import plot_dense_weights, save_inspection_figures
-from convscope.runfolder import RunFolder, new_run, open_run
+from convscope.models import describe_model_file, is_model_file, load_model_for_data
+from convscope.runfolder import RunFolder, describe_environment, new_run, open_run, with_run_name
 from convscope.train import prepare_training, train_in_folder
 
 DEFAULT_INSPECT_IMAGES = 2  # the report shows one right and one wrong prediction
@@ -238,6 +242,77 @@ def report_run(run_dir: str | Path) -> Path:
     """
     with stage(open_run(run_dir), "report") as run:
         return build_run_report(run)
+
+
+@dataclass
+class ImportedModel:
+    """A model file brought into a new run folder, and what the import already holds in memory."""
+
+    run: RunFolder  # the new run folder
+    model: object  # the keras.Model, as saved in model.keras
+    dataset: object  # the convscope.data.Dataset it was checked against
+
+
+def import_model(config: Config) -> ImportedModel:
+    """Bring a model made outside convscope into a new run folder, so that every stage works on it.
+
+    The folder gets config.yaml, environment.json (with ``imported``: each file's
+    format, the Keras version that saved it, its size and SHA-256), data.json and
+    model.keras; no history and no checkpoint. Then ``evaluate_run``, ``inspect_run``,
+    ``report_run`` and the viewer take it like any run folder.
+
+    Args:
+        config: ``model.name``: a .keras file (safe mode), a legacy whole-model
+            .h5/.hdf5 (only with ``model.trust_model``), or an architecture (zoo name or
+            YAML) with ``model.weights``, an HDF5 weights file. ``data``: the dataset,
+            prepared as the model was trained (e.g. ``scale``). ``run``: where the folder
+            goes; its default name is ``<dataset>-<file name>-<time>``. Not changed.
+
+    Returns:
+        ImportedModel: the run folder, the model and the dataset.
+
+    Raises:
+        ConvscopeError: the file is refused or does not load, or the model does not fit
+            the data (image shape, class count, weight shapes: one line naming both sides).
+
+    Example:
+        >>> config = Config()
+        >>> config.model.name = "lesson.keras"
+        >>> imported = import_model(config)  # doctest: +SKIP
+        >>> evaluate_run(imported.run.path, model=imported.model, dataset=imported.dataset)  # doctest: +SKIP
+    """
+    started = time.perf_counter()
+    config = with_run_name(copy.deepcopy(config))
+    dataset = load_dataset(config.data, seed=config.train.seed)
+    model_config = config.model
+    model = load_model_for_data(
+        model_config.name, dataset.input_shape, dataset.num_classes, weights=model_config.weights,
+        trust=model_config.trust_model, data_name=f"dataset {config.data.dataset}",
+    )
+    imported = {}
+    if is_model_file(model_config.name):
+        imported["model"] = describe_model_file(model_config.name)
+    if model_config.weights:
+        imported["weights"] = describe_model_file(model_config.weights)
+    with new_run(config, resumable=False) as folder:
+        with stage(folder, "import", started):
+            folder.write_config(config)
+            folder.write_environment({**describe_environment(config), "imported": imported})
+            folder.write_data_description(dataset)
+            folder.save_model(model)
+    return ImportedModel(folder, model, dataset)
+
+
+def report_imported(imported: ImportedModel) -> Path:
+    """Evaluate, inspect and report an imported model in one go (`convscope report --model FILE`).
+
+    Returns:
+        The path of report.html.
+    """
+    with imported.run.lock():
+        evaluate_run(imported.run.path, model=imported.model, dataset=imported.dataset)
+        inspect_run(imported.run.path, model=imported.model, dataset=imported.dataset)
+        return report_run(imported.run.path)
 
 
 def train_baseline(config: Config, dataset=None, overwrite: bool = False):

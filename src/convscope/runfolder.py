@@ -11,6 +11,7 @@
       predictions.npz    test probabilities and labels
       plots/*.png        figures
       report.html        the self-contained report
+      tensorboard/       TensorBoard event logs (train/, validation/), with --tensorboard
       .lock              held while a process writes the folder
 
 Every stage reads and writes this folder through a RunFolder, and nothing else
@@ -72,6 +73,7 @@ class RunFolder:
     report_path = property(lambda self: self.path / "report.html")
     lock_path = property(lambda self: self.path / ".lock")
     estimator_path = property(lambda self: self.path / "estimator.npz")  # a scikit-learn baseline's own arrays
+    tensorboard_dir = property(lambda self: self.path / "tensorboard")  # Keras' TensorBoard callback writes here (--tensorboard)
 
     # ----------------------------------------------------------------------- state
 
@@ -350,11 +352,14 @@ def open_run(path: str | Path) -> RunFolder:
     return RunFolder(path)
 
 
+NAMED_BY_STEM = (".yaml", ".yml", ".keras", ".h5", ".hdf5")  # a layer list or an imported model file: its name without the folder
+
+
 def default_run_name(config: Config) -> str:
     """Name a run `<dataset>-<model>-<YYYYmmdd-HHMMSS>`."""
 
     def stem(text: str) -> str:
-        return Path(text.split(":", 1)[-1]).stem if ":" in text or text.endswith((".yaml", ".yml")) else text
+        return Path(text.split(":", 1)[-1]).stem if ":" in text or text.endswith(NAMED_BY_STEM) else text
 
     return f"{slugify(stem(config.data.dataset))}-{slugify(stem(config.model.name))}-{datetime.now():%Y%m%d-%H%M%S}"
 

@@ -45,8 +45,15 @@ from convscope.config import Config
 from convscope.data import load_dataset
 from convscope.errors import ConvscopeError, TrainingInterrupted
 from convscope.evaluate import EvaluationResult, evaluate
-from convscope.keras_compat import batches, batches_per_call, build_training_state, reset_random_state, seed_everything
-from convscope.models import create_model, load_model
+from convscope.keras_compat import (
+    batches,
+    batches_per_call,
+    build_training_state,
+    create_tensorboard_callback,
+    reset_random_state,
+    seed_everything,
+)
+from convscope.models import create_model, load_model, load_weights
 from convscope.runfolder import HISTORY_COLUMNS, RunFolder, describe_environment, new_run, with_run_name
 
 REDUCE_LR_MIN_DELTA = 1e-4  # ReduceLROnPlateau's default: smaller val_loss gains count as no gain
@@ -163,6 +170,8 @@ def prepare_training(config: Config, model=None, dataset=None, resume: bool = Fa
         config.model.name = f"python:{model.name}"  # built in Python: config.yaml can name it, not rebuild it
     if model is not None or not resume:  # a resumed run takes its model from the checkpoint
         model = create_model(model if model is not None else config.model.name, dataset.input_shape, dataset.num_classes)
+        if config.model.weights:  # e.g. a lesson's checkpoint, trained further
+            load_weights(model, config.model.weights)
     return config, model, dataset
 
 
@@ -182,12 +191,12 @@ def train_in_folder(run: RunFolder, config: Config, model, dataset, resume: bool
     # epoch's call (full MNIST, 0.19 GB: 2.3 s -> 1.0 s of fixed cost per epoch, 2 loaded cores).
     x_train, y_train = keras.ops.convert_to_tensor(dataset.x_train), keras.ops.convert_to_tensor(dataset.y_train)
     validation = batches(dataset.x_val, dataset.y_val, config.train.batch_size) if len(dataset.y_val) else None
-    started = time.perf_counter()
+    started, first_epoch = time.perf_counter(), training.state.epoch
     with SigintGuard() as guard, batches_per_call(training.model, STEPS_PER_EXECUTION):
         for epoch in range(training.state.epoch, config.train.epochs):
             if training.state.stopped_early:
                 break
-            row = fit_epoch(training, epoch, x_train, y_train, validation, guard)
+            row = fit_epoch(training, epoch, x_train, y_train, validation, guard, first_of_session=epoch == first_epoch)
             finish_epoch(training, row)
             if guard.requested:
                 raise TrainingInterrupted(
@@ -218,6 +227,8 @@ def start_training(run: RunFolder, config: Config, model, dataset, resume: bool)
             results.info(f"Resuming {run.path}: no complete epoch was saved, starting from epoch 1")
             if model is None:
                 model = create_model(config.model.name, dataset.input_shape, dataset.num_classes)
+                if config.model.weights:
+                    load_weights(model, config.model.weights)
         compile_model(model, config, steps_per_epoch)
         run.write_config(config)
         run.write_environment(describe_environment(config))
@@ -229,17 +240,20 @@ def start_training(run: RunFolder, config: Config, model, dataset, resume: bool)
     return Training(run, config, model, dataset, state, history, best_weights, current, steps_per_epoch)
 
 
-def fit_epoch(training: Training, epoch: int, x_train, y_train, validation, guard: SigintGuard) -> dict:
+def fit_epoch(training: Training, epoch: int, x_train, y_train, validation, guard: SigintGuard, first_of_session: bool = False) -> dict:
     """One epoch of ``model.fit`` in the seeded order; return its history row, or raise on NaN/Inf or Ctrl-C."""
     config, model = training.config, training.model
     order = keras.ops.convert_to_tensor(np.random.default_rng([config.train.seed, epoch]).permutation(len(training.dataset.y_train)))
     reset_random_state(model, config.train.seed, epoch)
     monitor = guard.watch(EpochMonitor(epoch, config.train.epochs, training.steps_per_epoch))
+    callbacks = [monitor]
+    if config.train.tensorboard:  # Keras steps it at epoch (0-based), as a plain model.fit would; the graph once per session
+        callbacks.append(create_tensorboard_callback(training.run.tensorboard_dir, write_graph=first_of_session))
     epoch_start = time.perf_counter()
     logs = model.fit(
         batches(keras.ops.take(x_train, order, axis=0), keras.ops.take(y_train, order, axis=0), config.train.batch_size),
         epochs=epoch + 1, initial_epoch=epoch, shuffle=False, validation_data=validation,
-        callbacks=[monitor], verbose=0,
+        callbacks=callbacks, verbose=0,
     ).history
     guard.watch(None)
     monitor.finish()

@@ -64,6 +64,18 @@ def version_facts(environment: dict) -> list[tuple[str, str]]:
     return [(name, str(environment[name])) for name in names if environment.get(name)]
 
 
+def imported_facts(environment: dict) -> list[tuple[str, str]]:
+    """What environment.json's ``imported`` says about a model file brought in from elsewhere (pipeline.import_model)."""
+    facts = []
+    for key, label in (("model", "Imported model"), ("weights", "Imported weights")):
+        described = (environment.get("imported") or {}).get(key)
+        if described:
+            saved_by = f", saved by Keras {described['saved_by_keras']}" if described.get("saved_by_keras") else ""
+            facts.append((label, f"{described['path']} ({described.get('format') or 'unknown format'}{saved_by}, "
+                                 f"{format_bytes(described['bytes'])}, SHA-256 {described['sha256'][:16]}…)"))
+    return facts
+
+
 def settings_table(config: dict | None) -> Table | None:
     if not config:
         return None

@@ -87,12 +87,19 @@ def describe_compiled(model) -> str:
     return "Its compile step says: " + ", ".join(parts) + "."
 
 
+# Keras 2 named these history keys differently (the lessons' notebooks print them); read as Keras 3 and history.csv name them.
+KERAS2_HISTORY_KEYS = {"acc": "accuracy", "val_acc": "val_accuracy", "lr": "learning_rate"}
+
+
 def history_columns(history) -> dict[str, np.ndarray]:
     """A Keras ``History``, its ``.history`` dict or history.csv columns -> columns with an ``epoch`` (from 1).
 
+    Keras 2's ``acc``, ``val_acc`` and ``lr`` become ``accuracy``, ``val_accuracy`` and
+    ``learning_rate`` (unless the history also has those).
+
     Example:
-        >>> history_columns({"loss": [0.9, 0.5]})
-        {'epoch': array([1., 2.]), 'loss': array([0.9, 0.5])}
+        >>> history_columns({"loss": [0.9, 0.5], "acc": [0.7, 0.8]})
+        {'epoch': array([1., 2.]), 'loss': array([0.9, 0.5]), 'accuracy': array([0.7, 0.8])}
     """
     if history is None:
         return {}
@@ -102,7 +109,11 @@ def history_columns(history) -> dict[str, np.ndarray]:
             f"history is a {type(history).__name__}; expected the History that model.fit returns or its .history dict"
         )
     try:
-        columns = {str(key): np.asarray(values, dtype=float).ravel() for key, values in logs.items()}
+        columns = {
+            KERAS2_HISTORY_KEYS[key] if key in KERAS2_HISTORY_KEYS and KERAS2_HISTORY_KEYS[key] not in logs else str(key):
+            np.asarray(values, dtype=float).ravel()
+            for key, values in logs.items()
+        }
     except (TypeError, ValueError):
         raise ConvscopeError("history holds values that are not numbers; expected one number per epoch for each metric") from None
     lengths = {len(values) for values in columns.values()}

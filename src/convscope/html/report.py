@@ -38,6 +38,7 @@ from convscope.html.facts import (
     headline_numbers,
     headline_sentence,
     history_table,
+    imported_facts,
     preprocessing_facts,
     settings_table,
     summary_table,
@@ -168,6 +169,9 @@ def read_run_sources(run: RunFolder) -> ReportSources:
     else:
         summary_note = "This run folder has no model.keras (training has not finished an epoch)."
 
+    settings = config_to_dict(config)
+    if environment.get("imported"):
+        del settings["train"]  # trained elsewhere: convscope's training settings played no part
     return ReportSources(
         title=f"{dataset_name} · {model_name}",
         subtitle=f"Run {run.path.name}",
@@ -175,7 +179,7 @@ def read_run_sources(run: RunFolder) -> ReportSources:
         metrics=metrics,
         history=run.read_history(),
         environment=environment,
-        config=config_to_dict(config),
+        config=settings,
         data=data,
         summary=summary,
         summary_note=summary_note,
@@ -190,7 +194,12 @@ def reproduce_commands(run: RunFolder, config, environment: dict) -> list[tuple[
     commands = []
     if environment.get("command"):
         commands.append(("The command that made this run", environment["command"]))
-    if config.model.name.startswith("python:"):
+    if environment.get("imported"):
+        commands.append((
+            "Import the same model file again, into a new folder (evaluate, inspect and report it)",
+            f"convscope report --model {config.model.name} --config {run.config_path} --name {run.path.name}-again",
+        ))
+    elif config.model.name.startswith("python:"):
         commands.append((
             "The model was built in Python, so config.yaml names it but cannot rebuild it; "
             "train the same model again, into a new folder, with",
@@ -297,7 +306,8 @@ def run_facts(sources: ReportSources) -> list[tuple[str, str]]:
     if sources.config:
         facts.append(("Dataset", str(sources.config["data"]["dataset"])))
         facts.append(("Model", str(sources.config["model"]["name"])))
-        facts.append(("Seed", str(sources.config["train"]["seed"])))
+        if "train" in sources.config:  # an imported model's run has no training settings
+            facts.append(("Seed", str(sources.config["train"]["seed"])))
     backend = environment.get("backend")
     if backend:
         facts.append(("Backend", f"Keras {environment.get('keras', '?')} on {backend} {environment.get(backend, '')}".strip()))
@@ -306,6 +316,7 @@ def run_facts(sources: ReportSources) -> list[tuple[str, str]]:
         facts.append(("Machine", f"{environment['cpu']}{cores}"))
     if environment.get("devices"):
         facts.append(("Devices", ", ".join(map(str, environment["devices"]))))
+    facts.extend(imported_facts(environment))
     if environment.get("started"):
         facts.append(("Started", str(environment["started"])))
     if metrics.get("train_seconds") is not None:

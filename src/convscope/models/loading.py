@@ -30,6 +30,7 @@ import keras
 from convscope.data.raw import check_zip_members, describe_error
 from convscope.errors import ConvscopeError
 from convscope.models.spec import create_model_from_spec
+from convscope.models.weights_file import LEGACY_MODEL, load_weights, read_hdf5_kind
 from convscope.models.zoo import MODELS, build_registered_model, describe_keras_error
 
 SPEC_SUFFIXES = (".yaml", ".yml")
@@ -81,12 +82,83 @@ def create_model(model: str | Path | keras.Model, input_shape: tuple, num_classe
     text = str(model)
     if text.lower().endswith(SPEC_SUFFIXES):
         return create_model_from_spec(text, input_shape, num_classes)
-    if text not in MODELS and text.lower().endswith((".keras", *LEGACY_SUFFIXES)):
+    if is_model_file(text):
         raise ConvscopeError(
-            f"{text}: a saved model file is not an architecture; load it with "
-            "convscope.models.load_model, or pass a registered name or a .yaml layer list"
+            f"{text}: a saved model file is not an architecture to train; evaluate it with "
+            f"`convscope evaluate --model {text} --dataset D` (convscope.pipeline.import_model), "
+            "or pass a registered name or a .yaml layer list"
         )
     return build_registered_model(text, input_shape, num_classes)
+
+
+def is_model_file(name: str | Path) -> bool:
+    """True for the name of a saved model file (.keras, .h5, .hdf5), False for an architecture's name or YAML.
+
+    Example:
+        >>> is_model_file("lesson.keras"), is_model_file("cnn_2conv")
+        (True, False)
+    """
+    text = str(name)
+    return text not in MODELS and text.lower().endswith((".keras", *LEGACY_SUFFIXES))
+
+
+def load_model_for_data(
+    model: str | Path,
+    input_shape: tuple,
+    num_classes: int,
+    weights: str | Path | None = None,
+    trust: bool = False,
+    data_name: str = "the data",
+) -> keras.Model:
+    """A model made outside convscope, ready for ``input_shape`` images and ``num_classes`` classes.
+
+    Args:
+        model: a saved model file (.keras; legacy .h5/.hdf5 with ``trust``), or an
+            architecture (registered name or .yaml layer list) for ``weights``.
+        input_shape: one image's shape, as the dataset prepares it.
+        num_classes: the dataset's number of classes.
+        weights: HDF5 weights loaded into the model (``load_weights``); needed for an architecture.
+        trust: the user vouches for the file (``--trust-model``).
+        data_name: how messages name the data, e.g. "dataset mnist-sample".
+
+    Returns:
+        The built model.
+
+    Raises:
+        ConvscopeError: one line naming both sides when the model takes other images or
+            outputs another number of classes than the data has, or when the weights do not fit.
+
+    Example:
+        >>> model = load_model_for_data("cnn_2conv", (28, 28, 1), 10, weights="model.weights.best.hdf5")  # doctest: +SKIP
+    """
+    input_shape = tuple(int(size) for size in input_shape)
+    text = str(model)
+    if is_model_file(text):
+        loaded = ensure_built(load_model(text, trust=trust))
+        model_shape = tuple(loaded.inputs[0].shape[1:])
+        if len(model_shape) != len(input_shape) or any(size not in (None, given) for size, given in zip(model_shape, input_shape)):
+            raise ConvscopeError(
+                f"{text}: the model takes images of shape {model_shape}, {data_name} has {input_shape}; pass the dataset "
+                "it was trained on with --dataset (an image folder: --image-size H,W and --color-mode)"
+            )
+        outputs = [tuple(output.shape[1:]) for output in loaded.outputs]
+        if outputs != [(num_classes,)]:
+            scores = f"{outputs[0][-1]} classes" if len(outputs) == 1 and len(outputs[0]) == 1 else f"outputs of shape {', '.join(map(str, outputs))}"
+            raise ConvscopeError(
+                f"{text}: the model gives {scores} per image, {data_name} has {num_classes} classes; "
+                "pass the dataset it was trained on with --dataset"
+            )
+        built = create_model(loaded, input_shape, num_classes)
+    else:
+        built = create_model(text, input_shape, num_classes)
+        if weights is None:
+            raise ConvscopeError(
+                f"--model {text}: an architecture alone has untrained weights; pass the weights it was trained to "
+                "with --weights FILE, or a saved model file (.keras; .h5 with --trust-model)"
+            )
+    if weights is not None:
+        load_weights(built, weights)
+    return built
 
 
 def _has_graph(model: keras.Model) -> bool:
@@ -180,6 +252,11 @@ def load_model(path: str | Path, trust: bool = False, compile: bool = False) -> 
         raise ConvscopeError(f"{path}: model file not found; pass the path of a .keras file saved by Keras or convscope")
     suffix = path.suffix.lower()
     if suffix in LEGACY_SUFFIXES:
+        if read_hdf5_kind(path) != LEGACY_MODEL:  # reading attributes runs nothing
+            raise ConvscopeError(
+                f"{path}: holds weights only, no architecture; pass the architecture they were saved from "
+                f"and the file as its weights: --model NAME --weights {path}"
+            )
         if not trust:
             raise ConvscopeError(
                 f"{path}: legacy HDF5 model files can run arbitrary code when loaded; re-save it as .keras "
