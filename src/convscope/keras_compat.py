@@ -219,12 +219,13 @@ def create_tensorboard_callback(log_dir, write_graph: bool = False) -> keras.cal
     ``tf.summary.write``), but ``tf.summary.scalar`` itself comes from the ``tensorboard``
     package: without it TensorFlow 2.21 raises TBNotInstalledError at the first epoch.
     Then the callback gets a ``tf.summary`` whose ``scalar`` writes the record the
-    package writes (a float32 scalar tensor under the "scalars" plugin; TensorBoard's
-    scalar_summary_v2), so logs written with and without the package read the same.
+    package writes (a float32 scalar tensor under the "scalars" plugin, as
+    tensorboard/plugins/scalar/summary_v2.py does), so logs written with and without
+    the package read the same.
 
     Args:
         log_dir: the folder TensorBoard is pointed at (``tensorboard --logdir``).
-        write_graph: also write the model and its training step's graph (once per run is enough).
+        write_graph: also write the model's structure (TensorBoard's conceptual graph; once per session is enough).
 
     Raises:
         ConvscopeError: TensorFlow is not installed (it writes the event files, whatever the backend).
@@ -260,6 +261,7 @@ class _ScalarSummaries:
             plugin_data=tf.compat.v1.SummaryMetadata.PluginData(plugin_name="scalars", content=b""),
         )
         with tf.summary.experimental.summary_scope(name, "scalar_summary", values=[data, step]) as (tag, _):
+            tf.debugging.assert_scalar(data)
             return tf.summary.write(tag=tag, tensor=tf.cast(data, tf.float32), step=step, metadata=metadata)
 
 
