@@ -13,6 +13,7 @@ import json
 
 import h5py
 import keras
+import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 import yaml
@@ -283,12 +284,20 @@ def bad_inputs(tmp_path) -> dict:
     renamed.write_bytes(weights.read_bytes())
     keras_file = tmp_path / "m.keras"
     small_cnn().save(keras_file)
+    truncated = tmp_path / "truncated.hdf5"
+    save_keras2_weights(lesson_cnn(), truncated)
+    truncated.write_bytes(truncated.read_bytes()[: truncated.stat().st_size // 2])
+    lying = tmp_path / "lying.hdf5"
+    with h5py.File(lying, "w") as handle:
+        handle.attrs["layer_names"] = [b"conv2d", b"dense"]  # names groups the file does not have
     return {
         "weights as a model": (["evaluate", "--model", str(weights)], f"{weights}: holds weights only, no architecture; pass the architecture they were saved from and the file as its weights: --model NAME --weights {weights}"),
         "architecture alone": (["evaluate", "--model", "cnn_2conv"], "--model cnn_2conv: an architecture alone has untrained weights; pass the weights it was trained to with --weights FILE, or a saved model file (.keras; .h5 with --trust-model)"),
         "not HDF5": (["evaluate", "--model", "cnn_2conv", "--weights", str(text)], f"{text}: not a readable HDF5 file ("),
         "Keras 3 weights renamed": (["evaluate", "--model", "cnn_2conv", "--weights", str(renamed)], f"{renamed}: holds Keras 3 weights, which Keras reads only from a file whose name ends in .weights.h5; rename it to renamed.weights.h5"),
         ".keras as weights": (["evaluate", "--model", "cnn_2conv", "--weights", str(keras_file)], f"{keras_file}: a .keras file holds its own architecture; pass it as the model (--model {keras_file}), without --weights"),
+        "truncated weights": (["evaluate", "--model", "cnn_2conv", "--weights", str(truncated)], f"{truncated}: not a readable HDF5 file ("),
+        "damaged weights": (["evaluate", "--model", "cnn_2conv", "--weights", str(lying)], f"{lying}: a damaged Keras 2 weights file (KeyError: "),
         "missing file": (["evaluate", "--model", str(tmp_path / "gone.keras")], f"{tmp_path / 'gone.keras'}: model file not found"),
         "neither": (["evaluate"], "convscope evaluate: pass a run folder, or a model file to import with --model FILE --dataset D"),
         "both": (["inspect", str(tmp_path), "--model", str(keras_file)], f"pass either a run folder ({tmp_path}) or --model {keras_file}, not both"),
@@ -361,8 +370,10 @@ def test_keras2_history_keys_draw_accuracy_curves():
     figure = plot_training_curves(history_columns(keras2))
 
     accuracy_axes = figure.axes[1]
-    assert accuracy_axes.get_title() == "Accuracy" and not accuracy_axes.texts  # not "no accuracy recorded"
+    title, texts = accuracy_axes.get_title(), accuracy_axes.texts
     drawn = {line.get_label(): list(line.get_ydata()) for line in accuracy_axes.get_lines()}
+    plt.close(figure)
+    assert title == "Accuracy" and not texts  # not "no accuracy recorded"
     assert drawn["train"] == keras2["acc"] and drawn["validation"] == keras2["val_acc"]
 
 

@@ -22,6 +22,7 @@ trust the file (``--trust-model``), because they can carry arbitrary code.
 from __future__ import annotations
 
 import json
+import warnings
 import zipfile
 from pathlib import Path
 
@@ -262,7 +263,11 @@ def load_model(path: str | Path, trust: bool = False, compile: bool = False) -> 
                 f"{path}: legacy HDF5 model files can run arbitrary code when loaded; re-save it as .keras "
                 "(model.save('model.keras')), or pass --trust-model if you made this file yourself"
             )
-        return _load_with_keras(path, safe_mode=False, compile=compile)
+        with warnings.catch_warnings():
+            # Keras 2 configs give the first layer a batch_input_shape; Keras 3 builds the Input from it
+            # and warns about a choice the file's author made years ago, with nothing left to do about it.
+            warnings.filterwarnings("ignore", message="Do not pass an `input_shape`", category=UserWarning)
+            return _load_with_keras(path, safe_mode=False, compile=compile)
     if suffix != ".keras":
         raise ConvscopeError(f"{path}: expected a .keras model file (or a legacy .h5 with --trust-model), got '{suffix}'")
     if not trust:

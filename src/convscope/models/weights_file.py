@@ -128,7 +128,13 @@ def check_weights_fit(model: keras.Model, path: Path, kind: str) -> None:
     layout = saved_weight_layout(model, legacy=legacy)
     if layout is None:
         return  # a layer with layers of its own: Keras' loader is the only judge
-    saved = read_saved_shapes(path, kind)
+    try:
+        saved = read_saved_shapes(path, kind)
+    except (KeyError, ValueError, TypeError, OSError) as error:  # h5py's errors for a group or array that is not there
+        raise ConvscopeError(
+            f"{path}: a damaged {kind} file ({type(error).__name__}: {' '.join(str(error).split())[:120]}); "
+            "save the weights again with Keras' model.save_weights"
+        ) from None
     expected = [(where, layer, [tuple(weight.shape) for weight in layer.trainable_weights + layer.non_trainable_weights]) for where, layer in layout]
     if legacy:
         ours, theirs = [where for where, _, _ in expected], list(saved)
