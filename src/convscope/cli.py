@@ -155,12 +155,36 @@ def command_evaluate(args) -> int:
 
 
 def command_inspect(args) -> int:
+    layers = [name.strip() for name in args.layers.split(",") if name.strip()] if args.layers else None
+    if args.image:
+        return inspect_image_command(args, layers)
+    for flag, value in (("--kernel", args.kernel), ("--out", args.out)):
+        if value:
+            raise ConvscopeError(f"{flag} applies to --image FILE; add --image, or leave {flag} out to inspect the run's test images")
+    if args.run is None:
+        raise ConvscopeError("convscope inspect: nothing to inspect; pass a RUN folder, --image FILE, or both (`convscope inspect RUN --image FILE`)")
     from convscope.pipeline import inspect_run  # lazy: --help starts without TensorFlow
 
     images = _parse_int_list(args.images, "--images") if args.images else None
-    layers = [name.strip() for name in args.layers.split(",") if name.strip()] if args.layers else None
     inspect_run(args.run, images=images, layers=layers)
     print(f"Figures in {args.run}/plots")
+    return 0
+
+
+def inspect_image_command(args, layers) -> int:
+    """`convscope inspect [RUN] --image FILE ...`: the figures of image files, printed file by file."""
+    from convscope.inspection.teaching import parse_kernel  # lazy: --help starts without TensorFlow
+    from convscope.inspect_image import inspect_image_files  # lazy: --help starts without TensorFlow
+
+    if args.images:
+        raise ConvscopeError(f"--images {args.images} picks test images and --image inspects files; give one of them")
+    kernels = [parse_kernel(text) for text in args.kernel or []]
+    result = inspect_image_files(args.image, run_dir=args.run, out_dir=args.out, kernels=kernels, layers=layers)
+    for image in result.images:
+        size = "x".join(str(side) for side in image.shape[:2]) + (" RGB" if image.shape[-1] == 3 else " grayscale")
+        top = [f"{name} ({probability:.3f})" for _, name, probability in image.top or []]
+        print(f"{image.path} ({size})" + (f": predicted {top[0]}; next {', '.join(top[1:])}" if top else ""))
+        print("  " + "  ".join(str(path) for path in image.figures.values()))
     return 0
 
 
@@ -282,10 +306,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub = add("evaluate", command_evaluate, "compute test metrics and figures for a run folder")
     sub.add_argument("run", help="run folder")
-    sub = add("inspect", command_inspect, "filters, activations, Grad-CAM and kernels for a run folder")
-    sub.add_argument("run", help="run folder")
+    sub = add("inspect", command_inspect, "filters, activations, Grad-CAM and kernels for a run folder or any image file")
+    sub.add_argument("run", nargs="?", help="run folder (optional with --image: adds its model's activations and Grad-CAM)")
     sub.add_argument("--images", help="test-image indices, e.g. 0,42 (default: one right, one wrong prediction)")
     sub.add_argument("--layers", help="layer names whose activations to show (default: conv, pooling, activation layers)")
+    group = sub.add_argument_group("any image")
+    group.add_argument("--image", nargs="+", metavar="FILE", help="inspect these image files (PNG, JPEG, ...; any size): channels, pixel grid, kernels")
+    group.add_argument("--kernel", action="append", metavar="ROWS", help='your own kernel beside the classic ones, e.g. "1,0,-1;2,0,-2;1,0,-1" or "edge=0,1,0;1,-4,1;0,1,0" (repeatable)')
+    group.add_argument("--out", help="folder for the --image figures (default: RUN/plots/images with a RUN, else inspect-<image name>)")
     sub = add("report", command_report, "rebuild report.html from a run folder, without retraining")
     sub.add_argument("run", help="run folder")
     sub = add("summary", command_summary, "explained model summary: shapes and parameters with their arithmetic")
