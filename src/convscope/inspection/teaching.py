@@ -395,7 +395,7 @@ def compute_worked_convolution(
                [0, 2, 2]])
     """
     if padding not in PADDINGS:
-        raise ConvscopeError(f"padding {padding!r} is not one Keras knows; use 'valid' or 'same'")
+        raise ConvscopeError(f"padding {padding!r} is not one Keras knows; expected 'valid' or 'same'")
     stride = _check_stride(stride)
     rng = np.random.default_rng(seed)
     seeded_image = rng.integers(0, 4, size=(size, size))
