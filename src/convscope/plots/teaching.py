@@ -15,6 +15,8 @@ Multi-panel figures given ``ax`` split that axes' grid cell into their panels.
 
 from __future__ import annotations
 
+import textwrap
+
 import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.collections import LineCollection
@@ -235,7 +237,7 @@ def _integer_grid(ax, values: np.ndarray, title: str, shade=None, colormap=WORKE
     """A small matrix as a table: category colours behind the numbers, thin cell lines."""
     background = np.zeros(values.shape) if shade is None else shade
     ax.imshow(background, cmap=colormap, vmin=0, vmax=vmax, interpolation="nearest")
-    texts = [[str(int(value)) if float(value).is_integer() else f"{float(value):.3g}" for value in row] for row in values]
+    texts = [[str(int(value)) if float(value).is_integer() else f"{float(value):.4g}" for value in row] for row in values]  # as the sums print them
     draw_numbers(ax, number_cells(texts, np.full(values.shape, "black")), fontsize=10 if max(len(text) for row in texts for text in row) <= 3 else 8)
     cell_lines(ax, *values.shape)
     ax.set_xlim(-0.55, values.shape[1] - 0.45)  # keep the outer cell lines inside the axes
@@ -259,14 +261,17 @@ def plot_worked_convolution(worked, output_sizes=(), ax=None):
     lines = [f"out[{row},{column}] = {worked.sums[row][column]}" for row in range(output_rows) for column in range(output_columns)]
     if len(lines) > MAX_SUM_LINES:
         lines = lines[: MAX_SUM_LINES - 1] + [f"... and {len(lines) - MAX_SUM_LINES + 1} more cells, worked the same way (WorkedConvolution.sums)"]
+    # A 5x5 kernel's sum is ~230 characters: wrap at the ~135 monospace characters a 9-inch line holds at 7.5 pt.
+    lines = [wrapped for line in lines for wrapped in textwrap.wrap(line, 135, subsequent_indent=" " * 10, break_on_hyphens=False)]
     lines += ["", "Output size = ⌊(n + 2p - k) / s⌋ + 1   (2p: all zeros added along one axis)"]
     lines += [f"  {text}" for text in output_sizes]
-    matrix_height = max(padded_rows, 5) * 0.45 + 0.9
-    text_height = 0.15 * len(lines) + 0.3
+    width_ratios = [max(padded_columns, 3), kernel_columns + 1, output_columns + 1]
+    cell = min(0.6, 7.6 / sum(width_ratios))  # inches per matrix cell: the three tables share about 7.6 of the 9 inches
+    matrix_height = max(padded_rows, kernel_rows, output_rows, 3) * cell + 0.5
+    text_height = 0.135 * len(lines) + 0.2
     # Column widths follow the matrix sizes so every cell is the same size.
     figure, grid = new_grid(
-        ax, 2, 3, figsize=(9, matrix_height + text_height + 0.6), height_ratios=[matrix_height, text_height],
-        width_ratios=[max(padded_columns, 3), kernel_columns + 1, output_columns + 1],
+        ax, 2, 3, figsize=(9, matrix_height + text_height + 0.75), height_ratios=[matrix_height, text_height], width_ratios=width_ratios
     )
     axes = [figure.add_subplot(grid[0, column]) for column in range(3)]
     shade = np.ones(worked.padded_input.shape)
@@ -281,7 +286,7 @@ def plot_worked_convolution(worked, output_sizes=(), ax=None):
     text_axis = figure.add_subplot(grid[1, :])
     text_axis.set_axis_off()
     text_axis.text(0, 1, "\n".join(lines), va="top", ha="left", family="monospace", fontsize=7.5, transform=text_axis.transAxes)
-    figure_height = matrix_height + text_height + 0.6
+    figure_height = matrix_height + text_height + 0.75
     adjust_margins(figure, ax, left=0.03, right=0.97, bottom=0.01, top=1 - 0.75 / figure_height, wspace=0.2, hspace=0.12)
     legend = "yellow: the window of out[0,0]" + ("; grey: zero padding" if worked.padded_input.shape != worked.input.shape else "")
     set_title(figure, ax, f"Worked convolution: {worked.operation}\n{legend}")
@@ -308,7 +313,7 @@ def plot_worked_pooling(pooling, ax=None):
     height = max(rows * 0.45 + 1.4, 0.17 * len(lines) + 1.0, 3.4)
     figure, axes = new_panels(ax, 1, 3, figsize=(9, height), width_ratios=[max(columns, 3), max(output_columns, 2), 8])
     pastel = colormap_with_gaps("Pastel1")
-    dropped = " (white: left over, dropped)" if np.isnan(shade).any() else ""
+    dropped = "\n(white: left over, dropped)" if np.isnan(shade).any() else ""
     _integer_grid(axes[0, 0], pooling.input, f"input {rows}x{columns}, one colour per window{dropped}", shade=shade, colormap=pastel, vmax=8)
     _integer_grid(axes[0, 1], pooling.output, f"output {output_rows}x{output_columns}", shade=window_colour, colormap=pastel, vmax=8)
     axes[0, 2].set_axis_off()
