@@ -101,10 +101,12 @@ def test_user_kernels_are_convolved_like_the_classic_ones():
 
 def test_large_images_are_averaged_down_and_the_grid_is_a_located_crop():
     image = np.random.default_rng(1).integers(0, 256, (427, 640, 3), dtype=np.uint8)
-    small, factor = downsample(image, 160)
-    assert factor == 4 and small.shape == (106, 160, 3) and small.dtype == np.uint8
+    small, block = downsample(image, 160)
+    assert block == (4, 4) and small.shape == (106, 160, 3) and small.dtype == np.uint8
     np.testing.assert_array_equal(small[2, 3], np.round(image[8:12, 12:16].reshape(-1, 3).mean(axis=0)).astype(np.uint8))
-    assert downsample(image[:100, :100], 160)[1] == 1
+    assert downsample(image[:100, :100], 160)[1] == (1, 1)
+    thin, block = downsample(image[:3, :, 0], 160)  # 3x640: the 3 rows are averaged whole
+    assert block == (3, 4) and thin.shape == (1, 160)
     kernels = compute_classic_kernels(image, 0, max_side=160)
     assert kernels.grayscale.shape == (106, 160) and "mean of 4x4: 106x160 of 427x640" in kernels.scale_note
     grid = compute_pixel_grid(image)

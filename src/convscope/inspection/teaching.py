@@ -235,15 +235,15 @@ def grayscale(image: np.ndarray) -> np.ndarray:
     return image.mean(axis=-1)
 
 
-def downsample(image: np.ndarray, max_side: int) -> tuple[np.ndarray, int]:
+def downsample(image: np.ndarray, max_side: int) -> tuple[np.ndarray, tuple[int, int]]:
     """Shrink an (H, W[, C]) image by a whole factor until its longer side is at most ``max_side``.
 
-    Each new pixel is the mean of a factor x factor block (box filter: no aliasing,
-    and the numbers stay pixel values); rows and columns that do not fill a block
-    are dropped.
+    Each new pixel is the mean of a block of pixels (box filter: no aliasing, and
+    the numbers stay pixel values); rows and columns that do not fill a block are
+    dropped. A side shorter than the factor is averaged whole.
 
     Returns:
-        (image of the same dtype, factor); factor 1 returns ``image`` itself.
+        (image of the same dtype, (block height, block width)); (1, 1) returns ``image`` itself.
 
     Example:
         >>> downsample(np.zeros((427, 640, 3), np.uint8), 160)[0].shape
@@ -251,12 +251,13 @@ def downsample(image: np.ndarray, max_side: int) -> tuple[np.ndarray, int]:
     """
     image = np.asarray(image)
     factor = -(-max(image.shape[:2]) // max_side)
+    block_height, block_width = min(factor, image.shape[0]), min(factor, image.shape[1])
     if factor <= 1:
-        return image, 1
-    height, width = image.shape[0] // factor, image.shape[1] // factor
-    blocks = image[: height * factor, : width * factor].reshape(height, factor, width, factor, *image.shape[2:])
+        return image, (1, 1)
+    height, width = image.shape[0] // block_height, image.shape[1] // block_width
+    blocks = image[: height * block_height, : width * block_width].reshape(height, block_height, width, block_width, *image.shape[2:])
     mean = blocks.astype(np.float32).mean(axis=(1, 3))
-    return (np.round(mean).astype(image.dtype) if image.dtype == np.uint8 else mean.astype(image.dtype)), factor
+    return (np.round(mean).astype(image.dtype) if image.dtype == np.uint8 else mean.astype(image.dtype)), (block_height, block_width)
 
 
 def compute_classic_kernels(
@@ -292,10 +293,10 @@ def compute_classic_kernels(
     if user_kernels is not None and not isinstance(user_kernels, dict):
         user_kernels = {f"kernel {number}": kernel for number, kernel in enumerate(user_kernels, start=1)}
     user = {str(name): check_matrix(kernel, f"kernel {name!r}", MAX_KERNEL_SIDE) for name, kernel in (user_kernels or {}).items()}
-    image, factor = downsample(full, max_side) if max_side else (full, 1)
+    image, block = downsample(full, max_side) if max_side else (full, (1, 1))
     scale_note = ""
-    if factor > 1:
-        scale_note = f"each pixel the mean of {factor}x{factor}: {image.shape[0]}x{image.shape[1]} of {full.shape[0]}x{full.shape[1]}"
+    if block != (1, 1):
+        scale_note = f"each pixel the mean of {block[0]}x{block[1]}: {image.shape[0]}x{image.shape[1]} of {full.shape[0]}x{full.shape[1]}"
     gray = grayscale(image.astype(np.float32) / 255.0)
     rng = np.random.default_rng(seed)
     kernels = dict(CLASSIC_KERNELS)

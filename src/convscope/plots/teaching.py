@@ -41,6 +41,7 @@ from convscope.plots.common import (
 
 DIVERGING = "RdBu_r"  # red positive, blue negative, white zero
 MAX_LEARNED = 8  # learned first-layer filters beside the classic kernels
+MIN_TILE = 24  # pixels: a 1x1 image or a 3x900 strip still gets a kernel tile its numbers fit in
 
 
 def _colored(values: np.ndarray, colormap: str, vmin: float, vmax: float) -> np.ndarray:
@@ -61,6 +62,13 @@ def _kernel_tile(kernel: np.ndarray, height: int, width: int) -> np.ndarray:
     rows = np.arange(height) * kernel.shape[0] // height  # nearest-neighbour upscaling
     columns = np.arange(width) * kernel.shape[1] // width
     return tile[rows][:, columns]
+
+
+def _place(canvas: np.ndarray, tile: np.ndarray, top: int, left: int, box: tuple[int, int], scale: tuple[int, int]) -> None:
+    """Draw ``tile`` enlarged (rows, columns) ``scale`` times, centred in the box at (top, left): a 'valid' output is smaller."""
+    tile = np.repeat(np.repeat(tile, scale[0], axis=0), scale[1], axis=1)
+    down, right = top + (box[0] - tile.shape[0]) // 2, left + (box[1] - tile.shape[1]) // 2
+    canvas[down : down + tile.shape[0], right : right + tile.shape[1]] = tile
 
 
 def plot_classic_kernels(kernels, image: np.ndarray, ax=None, image_label: str | None = None):
@@ -96,29 +104,36 @@ def plot_classic_kernels(kernels, image: np.ndarray, ax=None, image_label: str |
     if learned:
         label = f"learned {kernels.learned_layer_name}\n(cross-correlation,\nbefore activation)"
         groups.append((label, "model input", image, learned, lambda item: f"filter {item.name.rsplit(' ', 1)[-1]}"))
-    height = max(max(item.response.shape[0] for _, _, _, items, _ in groups for item in items), gray.shape[0])
-    width = max(max(item.response.shape[1] for _, _, _, items, _ in groups for item in items), gray.shape[1])
+    largest_height = max(max(item.response.shape[0] for _, _, _, items, _ in groups for item in items), gray.shape[0])
+    largest_width = max(max(item.response.shape[1] for _, _, _, items, _ in groups for item in items), gray.shape[1])
+    # Every tile gets one box at least 2/3 as tall as wide (and wide as tall), so a kernel's cells stay big
+    # enough for their numbers; a tiny image is enlarged to fill it, a strip's rows or columns repeated.
+    height = max(largest_height, largest_width * 2 // 3, MIN_TILE)
+    width = max(largest_width, largest_height * 2 // 3, MIN_TILE)
+    scale = (max(1, height // largest_height), max(1, width // largest_width))
+    if scale[0] != scale[1]:  # a strip: say that its tiles are stretched
+        note = f"\n({'rows' if scale[0] > scale[1] else 'columns'} repeated {max(scale)}x)"
+        groups = [(label, input_label + note, *rest) for label, input_label, *rest in groups]
     columns = 1 + max(len(items) for _, _, _, items, _ in groups)
     gap, title_gap = max(2, width // 8), max(4, height // 3)
     canvas = np.ones((len(groups) * (title_gap + 2 * height + gap), columns * (width + gap) - gap, 3), np.float32)
-    # Landscape photos make short rows: the figure is no taller than the canvas at its width, plus the caption.
+    # Landscape photos make short rows: the figure is no taller than the canvas at its width, plus the caption,
+    # but tall enough for each group's three-line label beside the input's.
     scale_lines = 0.2 if kernels.scale_note else 0.0
-    figure_height = min(2.7 * len(groups) + 0.4, 1.3 * columns * canvas.shape[0] / canvas.shape[1] + 0.6) + scale_lines
+    canvas_height = 1.3 * columns * canvas.shape[0] / canvas.shape[1] + 0.6
+    figure_height = max(1.8 * len(groups) + 0.4, min(2.7 * len(groups) + 0.4, canvas_height)) + scale_lines
     figure, ax_ = new_axes(ax, figsize=(1.3 * columns, figure_height))
     labels, numbers, lines = [], [], []
     for group, (label, input_label, input_image, items, name_of) in enumerate(groups):
         top = group * (title_gap + 2 * height + gap) + title_gap  # kernel row; responses start at top + height + gap
         bottom = top + height + gap
-        canvas[bottom : bottom + input_image.shape[0], : input_image.shape[1]] = input_image  # the widest tile
-        labels += [(width / 2, top + height / 2, label, "center"), (width / 2, bottom - 1, input_label, "bottom")]
+        _place(canvas, input_image, bottom, 0, (height, width), scale)
+        labels += [(width / 2, top, label, "top"), (width / 2, bottom - 1, input_label, "bottom")]  # apart even in a short row
         for column, item in enumerate(items, start=1):
             left = column * (width + gap)
             canvas[top : top + height, left : left + width] = _kernel_tile(item.kernel, height, width)
             response = item.response
-            # A 'valid' convolution's output is smaller than the input: centre it under the kernel.
-            down, right = bottom + (height - response.shape[0]) // 2, left + (width - response.shape[1]) // 2
-            shown = _colored(response, "gray", response.min(), response.max())
-            canvas[down : down + response.shape[0], right : right + response.shape[1]] = shown
+            _place(canvas, _colored(response, "gray", response.min(), response.max()), bottom, left, (height, width), scale)
             labels.append((left + width / 2, top - 1, name_of(item), "bottom"))
             kernel_rows, kernel_columns = item.kernel.shape[:2]
             cell_height, cell_width = height / kernel_rows, width / kernel_columns
