@@ -46,7 +46,7 @@ class ClassicKernels:
     learned_layer_name: str | None
     learned: list[KernelResponse] = field(default_factory=list)  # pre-activation responses
     user: list[KernelResponse] = field(default_factory=list)  # the caller's own kernels, same convolution as classic
-    scale_note: str = ""  # e.g. "each pixel the mean of 3x3 pixels: 142x213 of 427x640"; empty at full size
+    scale_note: str = ""  # e.g. "each pixel the mean of 4x4: 106x160 of 427x640"; empty at full size
 
 
 @dataclass
@@ -256,7 +256,7 @@ def downsample(image: np.ndarray, max_side: int) -> tuple[np.ndarray, tuple[int,
         return image, (1, 1)
     height, width = image.shape[0] // block_height, image.shape[1] // block_width
     blocks = image[: height * block_height, : width * block_width].reshape(height, block_height, width, block_width, *image.shape[2:])
-    mean = blocks.astype(np.float32).mean(axis=(1, 3))
+    mean = blocks.mean(axis=(1, 3), dtype=np.float32)  # no float copy of a 50-megapixel photo
     return (np.round(mean).astype(image.dtype) if image.dtype == np.uint8 else mean.astype(image.dtype)), (block_height, block_width)
 
 

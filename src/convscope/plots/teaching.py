@@ -18,12 +18,14 @@ from __future__ import annotations
 import textwrap
 
 import matplotlib.pyplot as plt
+from matplotlib import patheffects
 import numpy as np
 from matplotlib.collections import LineCollection
 from matplotlib.colors import LinearSegmentedColormap, ListedColormap
 from matplotlib.patches import Rectangle
 
 from convscope.display import display_image
+from convscope.inspection.teaching import downsample
 from convscope.plots.common import (
     adjust_margins,
     caption,
@@ -41,6 +43,7 @@ from convscope.plots.common import (
 
 DIVERGING = "RdBu_r"  # red positive, blue negative, white zero
 MAX_LEARNED = 8  # learned first-layer filters beside the classic kernels
+LOCATOR_SIDE = 400  # pixels of the whole image beside a cropped pixel grid
 MIN_TILE = 24  # pixels: a 1x1 image or a 3x900 strip still gets a kernel tile its numbers fit in
 
 
@@ -222,11 +225,20 @@ def plot_pixel_grid(grid, ax=None, image_label: str | None = None, image: np.nda
     cropped = image is not None and tuple(np.asarray(image).shape[:2]) != (height, width)
     if cropped:
         figure, axes = new_panels(ax, 1, 2, figsize=(0.3 * width + 4.6, 0.3 * height + 0.9), width_ratios=[4.0, 0.3 * width])
-        whole, ax_ = display_image(image), axes[0, 1]
+        # The locator panel is ~400 px wide: a 50-megapixel photo is averaged down before it is drawn.
+        whole, (block_height, block_width) = downsample(np.asarray(image), LOCATOR_SIDE)
+        whole, ax_ = display_image(whole), axes[0, 1]
         axes[0, 0].imshow(whole, cmap="gray" if whole.ndim == 2 else None, vmin=0, vmax=1)
         top, left = grid.top_left
-        axes[0, 0].add_patch(Rectangle((left - 0.5, top - 0.5), width, height, fill=False, edgecolor="red", linewidth=1.5))
-        caption(axes[0, 0], f"whole image {whole.shape[0]}x{whole.shape[1]},\nthe grid's pixels in red", fontsize=9)
+        # On a big photo 32 pixels shrink to a dot: the outline is kept at least 14 drawn pixels wide, around the same centre.
+        box_height, box_width = max(height / block_height, 14), max(width / block_width, 14)
+        centre_row, centre_column = (top + height / 2) / block_height, (left + width / 2) / block_width
+        outline = (centre_column - box_width / 2 - 0.5, centre_row - box_height / 2 - 0.5)
+        halo = [patheffects.withStroke(linewidth=3.5, foreground="white")]  # visible on red and orange photos too
+        axes[0, 0].add_patch(Rectangle(outline, box_width, box_height, fill=False, edgecolor="red", linewidth=1.5, path_effects=halo))
+        full_height, full_width = np.asarray(image).shape[:2]
+        where = "around the grid's pixels" if box_width > width / block_width else "the grid's pixels"
+        caption(axes[0, 0], f"whole image {full_height}x{full_width},\n{where} in red", fontsize=9)
         axes[0, 0].set_axis_off()
         adjust_margins(figure, ax, left=0.01, right=0.99, bottom=0.01, top=1 - 0.75 / (0.3 * height + 0.9), wspace=0.05)
     else:
