@@ -243,6 +243,27 @@ def test_with_a_run_the_model_sees_what_predict_feeds_it(digit_run, tmp_path):
         assert (digit_run.plots_dir / name).read_bytes() == b"test-set figure"  # the test-set figures are not touched
 
 
+def test_a_colour_run_takes_a_grayscale_file_as_predict_does(tmp_path):
+    """An RGB model (16x16x3, 3 classes): a gray PNG becomes three equal channels, as `convscope predict` makes it."""
+    import keras  # here, not at the top: the other tests need no model built in the test
+
+    rng = np.random.default_rng(0)
+    arrays = {name: rng.integers(0, 256, (12, 16, 16, 3), dtype=np.uint8) for name in ("x_train", "x_test")}
+    np.savez(tmp_path / "rgb.npz", y_train=np.arange(12) % 3, y_test=np.arange(12) % 3, **arrays)
+    data = load_dataset(f"npz:{tmp_path / 'rgb.npz'}", val_split=0)
+    model = keras.Sequential([
+        keras.Input((16, 16, 3)), keras.layers.Conv2D(4, 3, activation="relu"), keras.layers.Flatten(), keras.layers.Dense(3, activation="softmax"),
+    ])
+    run = make_run(tmp_path / "run", data, model)
+    digit = gray_digit(tmp_path / "digit.png")
+    result = inspect_image_files([digit], run_dir=run.path, out_dir=tmp_path / "out")
+    image = result.images[0]
+    assert image.shape == (20, 24, 1) and set(image.figures) >= {"activations", "prediction"}
+    expected = predict_images(run.path, [digit], top_k=3).top(0)
+    assert [k for k, *_ in image.top] == [k for k, *_ in expected]
+    np.testing.assert_allclose([p for *_, p in image.top], [p for *_, p in expected], rtol=1e-4)
+
+
 def test_cli_with_a_run_prints_the_prediction_and_where(digit_run, tmp_path, capsys):
     digit = gray_digit(tmp_path / "seven.png")
     assert main(["inspect", str(digit_run.path), "--image", str(digit), "--out", str(tmp_path / "figures")]) == 0
