@@ -203,6 +203,15 @@ def test_colour_and_grayscale_files_without_a_run(tmp_path):
         assert png.width < colour_width / 2  # one gray channel, not R, G, B
 
 
+@pytest.mark.parametrize("shape", [(1, 1), (3, 900), (900, 3), (40, 30, 4)], ids=["1x1", "strip", "column", "rgba"])
+def test_odd_shapes_still_draw(shape, tmp_path):
+    pixels = np.random.default_rng(0).integers(0, 256, shape, dtype=np.uint8)
+    Image.fromarray(pixels).save(tmp_path / "odd.png")
+    image = inspect_image_files([tmp_path / "odd.png"], out_dir=tmp_path / "out", kernels=[np.ones((15, 15))]).images[0]
+    assert image.shape == shape[:2] + ((3,) if len(shape) == 3 else (1,))  # RGBA becomes RGB
+    assert all(path.stat().st_size > 2000 for path in image.figures.values())
+
+
 def test_default_folder_is_named_after_the_image(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     gray_digit(tmp_path / "my digit.png")
