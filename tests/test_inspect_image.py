@@ -215,7 +215,8 @@ def test_odd_shapes_still_draw(shape, tmp_path):
 def test_default_folder_is_named_after_the_image(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     gray_digit(tmp_path / "my digit.png")
-    assert main(["inspect", "--image", "my digit.png", "--kernel", f"sobel={SOBEL_TEXT}"]) == 0
+    # A kernel starting with a minus is a value, not a flag: the lessons' Sobel x is [[-1, 0, 1], ...].
+    assert main(["inspect", "--image", "my digit.png", "--kernel", f"sobel={SOBEL_TEXT}", "--kernel", "-1,0,1;-2,0,2;-1,0,1"]) == 0
     printed = capsys.readouterr().out
     assert sorted(path.name for path in (tmp_path / "inspect-my-digit").iterdir()) == [
         "my-digit_channels.png", "my-digit_kernels.png", "my-digit_pixel_grid.png",

@@ -385,10 +385,29 @@ def configure_output() -> None:
     warnings.showwarning = show_warning  # a caller may have restored its own since (pytest does)
 
 
+NEGATIVE_STARTS = {f"-{character}" for character in "0123456789."}  # "-1,0,1;..." and "-.5,..." are kernels, not flags
+
+
+def join_kernel_values(argv: list[str]) -> list[str]:
+    """``--kernel -1,0,1;...`` as ``--kernel=-1,0,1;...``: argparse takes a value starting with "-" for a flag.
+
+    Lesson kernels often start with a minus (Sobel x as [[-1, 0, 1], ...]).
+    """
+    joined, index = [], 0
+    while index < len(argv):
+        if argv[index] == "--kernel" and index + 1 < len(argv) and argv[index + 1][:2] in NEGATIVE_STARTS:
+            joined.append(f"--kernel={argv[index + 1]}")
+            index += 2
+        else:
+            joined.append(argv[index])
+            index += 1
+    return joined
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; return the exit code."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(join_kernel_values(sys.argv[1:] if argv is None else list(argv)))
     configure_output()
     try:
         return args.handler(args)
