@@ -208,13 +208,40 @@ def command_evaluate(args) -> int:
 
 
 def command_inspect(args) -> int:
+    layers = [name.strip() for name in args.layers.split(",") if name.strip()] if args.layers else None
+    if args.image:
+        return inspect_image_command(args, layers)
+    if args.kernel:
+        raise ConvscopeError("--kernel applies to --image FILE; add --image, or leave --kernel out to inspect the run's test images")
+    if args.run is None and args.model is None:
+        raise ConvscopeError("convscope inspect: nothing to inspect; pass a RUN folder, --image FILE, or both (`convscope inspect RUN --image FILE`)")
     from convscope.pipeline import inspect_run  # lazy: --help starts without TensorFlow
 
     images = _parse_int_list(args.images, "--images") if args.images else None
-    layers = [name.strip() for name in args.layers.split(",") if name.strip()] if args.layers else None
     run_dir, imported = open_or_import(args)
     inspect_run(run_dir, images=images, layers=layers, **in_memory(imported))
     print(f"Figures in {run_dir}/plots")
+    return 0
+
+
+def inspect_image_command(args, layers) -> int:
+    """`convscope inspect [RUN] --image FILE ...`: the figures of image files, printed file by file."""
+    from convscope.inspection.teaching import parse_kernel  # lazy: --help starts without TensorFlow
+    from convscope.inspect_image import inspect_image_files  # lazy: --help starts without TensorFlow
+
+    if args.images:
+        raise ConvscopeError(f"--images {args.images} picks test images and --image inspects files; give one of them")
+    kernels = [parse_kernel(text) for text in args.kernel or []]
+    run_dir, out_dir = args.run, args.out
+    if args.model is not None:  # the figures go into the new run folder; --out is its parent
+        run_dir, _ = open_or_import(args)
+        out_dir = None
+    result = inspect_image_files(args.image, run_dir=run_dir, out_dir=out_dir, kernels=kernels, layers=layers)
+    for image in result.images:
+        size = "x".join(str(side) for side in image.shape[:2]) + (" RGB" if image.shape[-1] == 3 else " grayscale")
+        top = [f"{name} ({probability:.3f})" for _, name, probability in image.top or []]
+        print(f"{image.path} ({size})" + (f": predicted {top[0]}; next {', '.join(top[1:])}" if top else ""))
+        print("  " + "  ".join(str(path) for path in image.figures.values()))
     return 0
 
 
@@ -337,10 +364,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub = add("evaluate", command_evaluate, "compute test metrics and figures for a run folder (or a model file, --model)")
     add_import_flags(sub, defaults)
-    sub = add("inspect", command_inspect, "filters, activations, Grad-CAM and kernels for a run folder (or a model file, --model)")
+    sub = add("inspect", command_inspect, "filters, activations, Grad-CAM and kernels for a run folder (or a model file, --model) or any image file")
     add_import_flags(sub, defaults)
     sub.add_argument("--images", help="test-image indices, e.g. 0,42 (default: one right, one wrong prediction)")
     sub.add_argument("--layers", help="layer names whose activations to show (default: conv, pooling, activation layers)")
+    group = sub.add_argument_group("any image (RUN is optional: it adds its model's activations and Grad-CAM)")
+    group.add_argument("--image", nargs="+", metavar="FILE", help="inspect these image files (PNG, JPEG, ...; any size): channels, pixel grid, kernels; without a run, --out is their folder (default: inspect-<image name>)")
+    group.add_argument("--kernel", action="append", metavar="ROWS", help='your own kernel beside the classic ones, e.g. "1,0,-1;2,0,-2;1,0,-1" or "edge=0,1,0;1,-4,1;0,1,0" (repeatable)')
     sub = add("report", command_report, "rebuild report.html from a run folder, without retraining (--model: evaluate, inspect and report a model file)")
     add_import_flags(sub, defaults)
     sub = add("summary", command_summary, "explained model summary: shapes and parameters with their arithmetic")
@@ -412,10 +442,29 @@ def configure_output() -> None:
     warnings.showwarning = show_warning  # a caller may have restored its own since (pytest does)
 
 
+NEGATIVE_STARTS = {f"-{character}" for character in "0123456789."}  # "-1,0,1;..." and "-.5,..." are kernels, not flags
+
+
+def join_kernel_values(argv: list[str]) -> list[str]:
+    """``--kernel -1,0,1;...`` as ``--kernel=-1,0,1;...``: argparse takes a value starting with "-" for a flag.
+
+    Lesson kernels often start with a minus (Sobel x as [[-1, 0, 1], ...]).
+    """
+    joined, index = [], 0
+    while index < len(argv):
+        if argv[index] == "--kernel" and index + 1 < len(argv) and argv[index + 1][:2] in NEGATIVE_STARTS:
+            joined.append(f"--kernel={argv[index + 1]}")
+            index += 2
+        else:
+            joined.append(argv[index])
+            index += 1
+    return joined
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; return the exit code."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(join_kernel_values(sys.argv[1:] if argv is None else list(argv)))
     configure_output()
     try:
         return args.handler(args)

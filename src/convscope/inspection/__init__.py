@@ -20,8 +20,9 @@ is channels-last.
 
 Modules: ``graph`` (the layer tensors a model runs), ``attribution``
 (activations, Grad-CAM, saliency), ``geometry`` (receptive fields, output
-sizes), ``weights`` (filters, Dense weights), ``teaching`` (classic kernels,
-pixel grid, worked examples; no model needed).
+sizes), ``weights`` (filters, Dense weights), ``teaching`` (classic kernels and
+your own, pixel grid, worked examples on seeded or your own matrices; no model
+needed). ``convscope.inspect_image`` applies all of it to any image file.
 """
 
 from __future__ import annotations
@@ -51,12 +52,15 @@ from convscope.inspection.teaching import (
     PixelGrid,
     WorkedConvolution,
     WorkedPooling,
+    check_matrix,
     compute_classic_kernels,
     compute_pixel_grid,
     compute_worked_convolution,
     compute_worked_pooling,
     convolve2d,
+    downsample,
     grayscale,
+    parse_kernel,
     worked_output_sizes,
 )
 from convscope.inspection.weights import (
@@ -84,6 +88,7 @@ __all__ = [
     "Saliency",
     "WorkedConvolution",
     "WorkedPooling",
+    "check_matrix",
     "compute_activations",
     "compute_classic_kernels",
     "compute_dense_weights",
@@ -95,8 +100,10 @@ __all__ = [
     "compute_worked_convolution",
     "compute_worked_pooling",
     "convolve2d",
+    "downsample",
     "grayscale",
     "inspect",
+    "parse_kernel",
 ]
 
 

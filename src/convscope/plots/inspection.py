@@ -306,6 +306,53 @@ def plot_grad_cam(cam, display_images, probabilities, class_names=None, ax=None,
     )
 
 
+def plot_image_prediction(cam, image, probabilities, class_names=None, ax=None, image_label: str | None = None, top_k: int = 5):
+    """One image's prediction: the image as the model takes it, Grad-CAM over it, and its most probable classes.
+
+    Args:
+        cam: ``GradCam`` of this one image (``InspectionResult.grad_cam``), or None (no spatial layer).
+        image: the image as people see it, (H, W[, C]) (``InspectionResult.display_images[0]``).
+        probabilities: (num_classes,) this image's predicted probabilities.
+        class_names: names of the classes, or None for "class 3".
+        ax: axes whose grid cell to split, or None for a new figure.
+        image_label: the image's name in the title; None: "image 0".
+        top_k: classes shown as bars, most probable first.
+
+    Example:
+        >>> plot_image_prediction(result.grad_cam, result.display_images[0], result.probabilities[0], class_names, image_label="seven.png")
+    """
+    image = display_image(image)
+    probabilities = np.asarray(probabilities, np.float64)
+    predicted = int(np.argmax(probabilities))
+    figure, axes = new_panels(ax, 1, 3, figsize=(9.5, 3.6), width_ratios=[1, 1, 1.2])
+    axes[0, 0].imshow(image, cmap=_image_cmap(image), interpolation="nearest")
+    caption(axes[0, 0], "model input", fontsize=9)
+    axes[0, 1].imshow(image, cmap=_image_cmap(image), interpolation="nearest")
+    if cam is not None:
+        method = {"gradcam": "Grad-CAM", "hirescam": "HiResCAM"}[cam.method]
+        axes[0, 1].imshow(cam.heatmaps[0], cmap=HEATMAP, alpha=HEATMAP_ALPHA, vmin=0, vmax=1, interpolation="bilinear")
+        empty = " (all zero)" if cam.heatmaps[0].max() <= 0 else ""
+        caption(axes[0, 1], f"{method} of {cam.layer_name}\nfor {_class_name(int(cam.class_indices[0]), class_names)}{empty}", fontsize=9)
+    else:
+        caption(axes[0, 1], "no Grad-CAM:\nno layer keeps a spatial map", fontsize=9)
+    for axis in axes[0, :2]:
+        axis.set_axis_off()
+    order = np.argsort(-probabilities, kind="stable")[: min(top_k, len(probabilities))]
+    bars = axes[0, 2]
+    bars.barh(np.arange(len(order)), probabilities[order], color=["tab:orange"] + ["tab:blue"] * (len(order) - 1))
+    bars.set_yticks(np.arange(len(order)), [_class_name(int(k), class_names) for k in order], fontsize=8)
+    bars.invert_yaxis()
+    bars.set_xlim(0, 1)
+    bars.tick_params(axis="x", labelsize=8)
+    for position, k in enumerate(order):
+        bars.text(min(probabilities[k] + 0.02, 0.8), position, f"{probabilities[k]:.3f}", va="center", fontsize=8)
+    caption(bars, f"top {len(order)} of {len(probabilities)} classes", fontsize=9)
+    adjust_margins(figure, ax, left=0.02, right=0.97, bottom=0.09, top=0.74, wspace=0.25)
+    title = image_title(image_label, 0)
+    set_title(figure, ax, f"{title}\npredicted {_class_name(predicted, class_names)} with probability {probabilities[predicted]:.3f}")
+    return figure
+
+
 def plot_saliency(saliency, display_images, probabilities, class_names=None, ax=None, image_labels=None):
     """Vanilla-gradient saliency maps |d score / d pixel| under each input.
 
