@@ -7,6 +7,7 @@
     convscope sweep --models mlp_512,cnn_2conv --dataset mnist --data-dir ../shared/data/mnist --epochs 3
     convscope compare 'runs/sweep-mnist/*'
     convscope predict runs/mnist-demo digit.png --json
+    convscope view runs/mnist-demo
 
 Exit codes: 0 success, 2 bad input (one line on stderr naming the file or value
 and the fix), 130 interrupted by Ctrl-C after saving a resumable state.
@@ -238,6 +239,23 @@ def command_predict(args) -> int:
     return 0
 
 
+def command_view(args) -> int:
+    import webbrowser
+
+    from convscope.view import serve_run  # lazy: --help starts without TensorFlow
+
+    def ready(url: str) -> None:
+        print(f"Serving {args.run} at {url}", flush=True)
+        if not args.no_browser:
+            webbrowser.open(url)
+
+    try:
+        serve_run(args.run, host=args.host, port=args.port, on_ready=ready)
+    except KeyboardInterrupt:
+        pass  # Ctrl-C is how the viewer is stopped
+    return 0
+
+
 def _parse_int_list(text: str, flag: str) -> list[int]:
     try:
         return [int(part) for part in text.split(",") if part.strip()]
@@ -314,6 +332,11 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("images", nargs="+", help="PNG/JPEG files of any size, or folders (every image in them, sorted)")
     sub.add_argument("--top-k", type=int, default=3, help="classes shown per image (default: 3)")
     sub.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    sub = add("view", command_view, "live viewer in the browser: draw, upload or pick an image and watch every layer")
+    sub.add_argument("run", help="run folder")
+    sub.add_argument("--host", default="127.0.0.1", help="address to listen on; anything beyond 127.0.0.1 requires the printed token (default: 127.0.0.1)")
+    sub.add_argument("--port", type=int, default=8000, help="port; 0 picks a free one (default: 8000)")
+    sub.add_argument("--no-browser", action="store_true", help="print the URL without opening a browser")
     add("models", command_models, "list the model zoo")
     add("datasets", command_datasets, "list the datasets and whether each is available here")
     return parser
