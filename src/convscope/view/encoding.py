@@ -21,6 +21,7 @@ from PIL import Image
 
 TILE_GAP = 1  # pixels between mosaic tiles, drawn in the gap colour
 GAP_VALUE = 40  # dark grey: tiles of a dead (all-zero) channel stay visibly separate
+EMPTY_VALUE = 255  # grid slots past the last channel: white, so no one reads them as a channel
 OVERLAY_ALPHA = 0.55  # heatmap weight where it is 1; the image shows through elsewhere
 
 
@@ -91,6 +92,8 @@ def mosaic(maps: np.ndarray, diverging: bool = False) -> tuple[np.ndarray, dict]
         tiles = to_uint8(maps, low, high)[..., None]
     step_y, step_x = height + TILE_GAP, width + TILE_GAP
     picture = np.full((rows * step_y - TILE_GAP, columns * step_x - TILE_GAP, tiles.shape[-1]), GAP_VALUE, np.uint8)
+    last_row = (channels - 1) // columns
+    picture[last_row * step_y :, ((channels - 1) % columns + 1) * step_x - TILE_GAP :] = EMPTY_VALUE
     for channel in range(channels):
         row, column = divmod(channel, columns)
         picture[row * step_y : row * step_y + height, column * step_x : column * step_x + width] = (

@@ -90,6 +90,7 @@ for (const name of ["pointerup", "pointercancel"]) draw.addEventListener(name, (
 $("clear").addEventListener("click", () => { clearCanvas(); useCanvas(); });
 
 function useCanvas() {
+  if (!current || current.kind !== "canvas") $("input-note").textContent = "Your drawing, sent as a PNG and prepared as convscope predict prepares files.";
   current = { kind: "canvas" };
   schedule();
 }
@@ -246,7 +247,7 @@ function renderLayers(answer) {
     ]);
     if (layer.kind === "maps") panel.appendChild(mapsView(layer));
     else if (layer.values) panel.appendChild(barsView(layer.values));
-    else panel.appendChild(element("div", { class: "folded" }, [element("img", { src: layer.folded.image, alt: `${layer.name} values folded into rows of ${layer.folded.columns}` })]));
+    else panel.appendChild(foldedView(layer));
     box.appendChild(panel);
   }
 }
@@ -275,6 +276,14 @@ function mapsView(layer) {
     explain(layer.name, channel, row, column);
   });
   return wrap;
+}
+
+function foldedView(layer) {
+  // A long vector (Flatten) as an image, row by row, scaled up so each value is a visible square.
+  const image = element("img", { src: layer.folded.image, alt: `${layer.name}: ${layer.output_shape} values in rows of ${layer.folded.columns}`,
+    title: `values in rows of ${layer.folded.columns}, black ${format(layer.folded.low)}, white ${format(layer.folded.high)}` });
+  image.style.width = `${layer.folded.columns * Math.max(1, Math.min(4, Math.floor(400 / layer.folded.columns)))}px`;
+  return element("div", { class: "folded" }, [image]);
 }
 
 function barsView(values) {
