@@ -418,3 +418,66 @@ def test_view_refuses_what_is_not_a_dataset():
 
     with pytest.raises(ConvscopeError, match="expected a dataset name"):
         ViewSession.from_model(never_called_sequential(), 42)
+
+
+# ---------------------------------------------------------------- the real server
+
+
+def rss_mb() -> float:
+    with open("/proc/self/status", encoding="ascii") as status:
+        return next(int(line.split()[1]) / 1024 for line in status if line.startswith("VmRSS:"))
+
+
+@pytest.mark.slow
+def test_concurrent_clients_all_get_answers_and_memory_stays_flat(session, small_data):
+    """bench/view_latency.py's load test, smaller: 4 clients x 15 requests at once, none fails, RSS grows < 50 MB."""
+    import threading
+
+    body = png(small_data.display_images(small_data.x_test[2]))
+    running = start(session)
+    try:
+        with httpx.Client(base_url=running.url) as warm:
+            for _ in range(5):
+                warm.post("api/predict", content=body).raise_for_status()
+        before, answers = rss_mb(), []
+
+        def worker():
+            with httpx.Client(base_url=running.url, timeout=120) as client:
+                for _ in range(15):
+                    response = client.post("api/predict", content=body, headers={"Content-Type": "image/png"})
+                    answers.append((response.status_code, response.json().get("predicted")))
+
+        threads = [threading.Thread(target=worker) for _ in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        grown = rss_mb() - before
+    finally:
+        running.stop()
+    assert len(answers) == 60 and {status for status, _ in answers} == {200}
+    assert len({predicted for _, predicted in answers}) == 1  # the lock keeps concurrent calls from mixing inputs
+    assert grown < 50, f"RSS grew {grown:.1f} MB over 60 requests"
+
+
+@pytest.mark.slow
+def test_convscope_view_prints_the_url_and_serves_until_interrupted(view_run, tmp_path):
+    import os
+    import signal
+    import subprocess
+
+    from conftest import isolated_env
+
+    command = [sys.executable, "-m", "convscope", "view", str(view_run.path), "--port", "0", "--no-browser"]
+    environment = {**os.environ, **isolated_env(tmp_path), "PYTHONPATH": os.pathsep.join(sys.path)}
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=environment)
+    try:
+        line = process.stdout.readline().strip()
+        assert line.startswith(f"Serving {view_run.path} at http://127.0.0.1:") and line.endswith("/"), line
+        url = line.split(" at ", 1)[1]
+        assert httpx.get(url + "api/model", timeout=60).json()["model"] == "small_cnn"
+        assert httpx.get(url + "api/model", headers={"Host": "attacker.example"}).status_code == 403
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=60) == 0
+    finally:
+        process.kill()
