@@ -373,6 +373,7 @@ def test_any_model_can_be_viewed(kind, tmp_path):
     assert np.array(cell["worked"]["kernel"]).shape[-1] == channels
 
 
+@pytest.mark.slow
 def test_a_baseline_run_can_be_viewed(tmp_path, small_data):
     from convscope.baseline import baseline_config
     from convscope.pipeline import train_baseline
