@@ -96,9 +96,9 @@ def serve(session: ViewSession, host: str = "127.0.0.1", port: int = 0, token: s
         on_ready: called with the URL once the socket listens, before serving (print it, open a browser).
     """
     server, sock, url = prepare_server(session, host, port, token)
-    if on_ready is not None:
-        on_ready(url)
     try:
+        if on_ready is not None:
+            on_ready(url)
         server.run(sockets=[sock])
     finally:
         sock.close()

@@ -26,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
+from convscope.data import Dataset, load_dataset
 from convscope.data.images import ImageTooLargeError
 from convscope.errors import ConvscopeError
 from convscope.evaluate import evaluate
@@ -119,8 +120,6 @@ class ViewSession:
 
         The test set is predicted once here, for the error and confusion-matrix pickers.
         """
-        from convscope.data import Dataset, load_dataset  # lazy: data loading is only needed on this path
-
         dataset = load_dataset(data) if isinstance(data, str) else data
         if not isinstance(dataset, Dataset):
             raise ConvscopeError(f"data is a {type(data).__name__}; expected a dataset name (`convscope datasets`) or a convscope Dataset")
@@ -282,7 +281,7 @@ class ViewSession:
         height, width, channels = entry["output_shape"]
         for name, value, limit in (("channel", channel, channels), ("row", row, height), ("column", column, width)):
             if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < limit:
-                raise RequestError(f"{name} {value!r} is outside layer {layer_name!r}'s output {tuple(entry['output_shape'])}; expected 0..{limit - 1}")
+                raise RequestError(f"{name} {value!r} is outside the output {tuple(entry['output_shape'])} of layer {layer_name!r}; expected 0..{limit - 1}")
         with self.lock:
             _, _, activations, _, _, (first_conv, first_input) = self.probe.run(x)
         values = next(item.values for item in activations if item.layer_name == layer_name)
@@ -318,6 +317,9 @@ class ViewSession:
         else:
             if true is None or predicted is None:
                 raise RequestError("filter=cell needs true=K and predicted=K (a confusion-matrix cell: row, column)")
+            for name, value in (("true", true), ("predicted", predicted)):
+                if not 0 <= value < len(self.class_names):
+                    raise RequestError(f"{name}={value} is not a class; expected 0..{len(self.class_names) - 1}")
             chosen = np.flatnonzero((test.labels == true) & (guesses == predicted))
         page = chosen[offset : offset + limit]
         pictures = test.display(test.inputs[page]) if len(page) else []
