@@ -3,8 +3,9 @@
     python bench/view_latency.py                              # mnist_convnet and cnn_2conv, 200 requests each, then the load test
     python bench/view_latency.py --models cnn_2conv --requests 50 --clients 0
 
-Each model is served by the real server (uvicorn on a free loopback port, in
-this process's background thread) and asked over HTTP with keep-alive, the way
+Each model is saved into a scratch run folder and served by the command itself,
+``python -m convscope view RUN --port 0 --no-browser``, in its own process (as a
+browser would be apart from it), and asked over HTTP with keep-alive, the way
 the page asks after a stroke: one PNG in, every layer's output as tiles, the
 Grad-CAM and saliency overlays and the first layer's responses out. Each
 request is interleaved with a bare ``model(x, training=False)`` on the same
@@ -13,8 +14,8 @@ a warm-up (Keras builds its functions) and is left out. Target: median under
 100 ms, the usual threshold for a response that feels instant.
 
 Load test (--clients N --per-client M): N threads, each with its own HTTP
-client, send M requests each at once; no request may fail, and the process's
-RSS after may exceed RSS before (after warm-up) by at most 50 MB.
+client, send M requests each at once; no request may fail, and the server
+process's RSS after may exceed its RSS before (after warm-up) by at most 50 MB.
 
 Models are untrained (weights do not change the work) on the bundled MNIST
 sample: nothing is downloaded.
@@ -25,25 +26,32 @@ from __future__ import annotations
 import argparse
 import io
 import os
+import signal
 import statistics
+import subprocess
+import sys
+import tempfile
 import threading
 import time
+from pathlib import Path
 
 import convscope  # noqa: F401  (sets the Keras backend before keras is imported)
 import httpx
 import numpy as np
 from PIL import Image
 
+from convscope.config import Config, save_config
 from convscope.data import load_dataset
 from convscope.models import create_model
-from convscope.view import ViewSession, start
+from convscope.predict import prepare_image_bytes, read_input_spec
+from convscope.runfolder import RunFolder
 
 TARGET_MS = 100.0
 RSS_LIMIT_MB = 50.0
 
 
-def rss_mb() -> float:
-    with open("/proc/self/status", encoding="ascii") as status:
+def rss_mb(pid: int) -> float:
+    with open(f"/proc/{pid}/status", encoding="ascii") as status:
         for line in status:
             if line.startswith("VmRSS:"):
                 return int(line.split()[1]) / 1024
@@ -70,11 +78,38 @@ def load_average() -> str:
     return " ".join(f"{value:.1f}" for value in os.getloadavg())
 
 
-def measure_latency(name: str, dataset, requests: int, body: bytes):
+def scratch_run(folder: Path, name: str, dataset) -> tuple[RunFolder, object]:
+    """An untrained zoo model in a run folder, as `convscope view` reads one."""
+    run = RunFolder(folder / name)
+    config = Config()
+    config.data.dataset, config.model.name = dataset.name, name
+    save_config(config, run.config_path)
+    run.write_data_description(dataset)
     model = create_model(name, dataset.input_shape, dataset.num_classes)
-    session = ViewSession.from_model(model, dataset)
-    running = start(session)
-    x, _ = session.input_from_png(body)
+    run.save_model(model)
+    return run, model
+
+
+class ViewProcess:
+    """`convscope view RUN` in its own process; ``url`` once it prints it."""
+
+    def __init__(self, run: RunFolder):
+        command = [sys.executable, "-m", "convscope", "view", str(run.path), "--port", "0", "--no-browser"]
+        self.process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+        line = self.process.stdout.readline().strip()
+        if " at " not in line:
+            raise SystemExit(f"convscope view did not start: {line!r}")
+        self.url = line.split(" at ", 1)[1]
+
+    def stop(self) -> None:
+        self.process.send_signal(signal.SIGINT)
+        self.process.wait(timeout=60)
+
+
+def measure_latency(name: str, dataset, requests: int, body: bytes, folder: Path):
+    run, model = scratch_run(folder, name, dataset)
+    x, _ = prepare_image_bytes(body, read_input_spec(run, model))
+    running = ViewProcess(run)
     bare, served, inside = [], [], []
     try:
         with httpx.Client(base_url=running.url, headers={"Content-Type": "image/png"}, timeout=60) as client:
@@ -104,14 +139,14 @@ def measure_latency(name: str, dataset, requests: int, body: bytes):
     print(f"  ratio whole request / bare model(x): {statistics.median(served) / statistics.median(bare):.1f}x")
 
 
-def load_test(name: str, dataset, clients: int, per_client: int, body: bytes) -> None:
-    model = create_model(name, dataset.input_shape, dataset.num_classes)
-    running = start(ViewSession.from_model(model, dataset))
+def load_test(name: str, dataset, clients: int, per_client: int, body: bytes, folder: Path) -> None:
+    run = RunFolder(folder / name)
+    running = ViewProcess(run if run.model_path.is_file() else scratch_run(folder, name, dataset)[0])
     try:
         with httpx.Client(base_url=running.url, headers={"Content-Type": "image/png"}, timeout=120) as client:
             for _ in range(10):  # warm-up: Keras' functions, the thread pool, uvicorn's buffers
                 client.post("api/predict", content=body).raise_for_status()
-        before = rss_mb()
+        before = rss_mb(running.process.pid)
         times, failures, lock = [], [], threading.Lock()
 
         def worker():
@@ -133,7 +168,7 @@ def load_test(name: str, dataset, clients: int, per_client: int, body: bytes) ->
         for thread in threads:
             thread.join()
         wall = time.perf_counter() - started
-        after = rss_mb()
+        after = rss_mb(running.process.pid)
     finally:
         running.stop()
     total = clients * per_client
@@ -141,7 +176,7 @@ def load_test(name: str, dataset, clients: int, per_client: int, body: bytes) ->
     print(f"  failures: {len(failures)}{' ' + failures[0] if failures else ''}")
     print(f"  latency under load: median {statistics.median(times):.0f} ms, p95 {percentile(times, 95):.0f} ms (each waits for the requests ahead of it)")
     grown = after - before
-    print(f"  RSS {before:.0f} MB before, {after:.0f} MB after: {grown:+.1f} MB (limit +{RSS_LIMIT_MB:.0f} MB: {'met' if grown <= RSS_LIMIT_MB else 'NOT met'})")
+    print(f"  server RSS {before:.0f} MB before, {after:.0f} MB after: {grown:+.1f} MB (limit +{RSS_LIMIT_MB:.0f} MB: {'met' if grown <= RSS_LIMIT_MB else 'NOT met'})")
 
 
 def main() -> None:
@@ -155,10 +190,11 @@ def main() -> None:
     dataset = load_dataset("mnist-sample")
     body = drawn_digit()
     print(f"{os.cpu_count()} CPU cores, load average {load_average()} before")
-    for name in [item.strip() for item in args.models.split(",") if item.strip()]:
-        measure_latency(name, dataset, args.requests, body)
-    if args.clients:
-        load_test(args.models.split(",")[0].strip(), dataset, args.clients, args.per_client, body)
+    with tempfile.TemporaryDirectory(prefix="convscope-view-bench-") as scratch:
+        for name in [item.strip() for item in args.models.split(",") if item.strip()]:
+            measure_latency(name, dataset, args.requests, body, Path(scratch))
+        if args.clients:
+            load_test(args.models.split(",")[0].strip(), dataset, args.clients, args.per_client, body, Path(scratch))
     print(f"\nload average {load_average()} after")
 
 
