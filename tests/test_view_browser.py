@@ -50,9 +50,9 @@ def browser(tmp_path_factory):
         context.close()
 
 
-def save_screenshot(page, tmp_path: Path, name: str) -> Path:
+def save_screenshot(page, tmp_path: Path, name: str, full_page: bool = True) -> Path:
     path = tmp_path / f"view-{name}.png"
-    page.screenshot(path=str(path), full_page=True)
+    page.screenshot(path=str(path), full_page=full_page)
     assert path.stat().st_size > 0
     if os.environ.get("CONVSCOPE_SCREENSHOT_DIR"):
         folder = Path(os.environ["CONVSCOPE_SCREENSHOT_DIR"])
@@ -123,9 +123,13 @@ def test_draw_upload_and_pick_in_chromium(browser, served, small_data, tmp_path)
 
     # 4. Click a cell of the first convolution: its receptive field and worked sum.
     image = page.locator(".layer[data-layer=conv1] img")
+    image.scroll_into_view_if_needed()
+    scale = image.bounding_box()["width"] / image.evaluate("image => image.naturalWidth")
     with page.expect_response(lambda response: "/api/explain" in response.url) as explained:
-        image.click(position={"x": 10, "y": 10})  # scrolled into view first
+        image.click(position={"x": 13.5 * scale, "y": 13.5 * scale})  # cell (13, 13) of channel 0: on the digit
     assert explained.value.ok
+    worked = explained.value.json()["worked"]
+    assert (worked["top"], worked["left"]) == (13, 13) and np.abs(np.array(worked["pixels"])).sum() > 0
     page.wait_for_selector("#cell .worked")
     assert "The network computed" in page.inner_text("#cell")
     highlighted = page.evaluate("""() => {
@@ -136,7 +140,7 @@ def test_draw_upload_and_pick_in_chromium(browser, served, small_data, tmp_path)
         return lit;
     }""")
     assert highlighted > 0
-    save_screenshot(page, tmp_path, "explained")
+    save_screenshot(page, tmp_path, "explained", full_page=False)  # what the window shows: the input column stays beside the layers
 
     assert console_errors == []
     origin = running.url.split("?")[0]

@@ -191,15 +191,17 @@ function renderAttribution(answer) {
   $("explained").textContent = `(${which}: ${model.classes[answer.explained_class]})`;
   if (answer.grad_cam) {
     $("gradcam").src = answer.grad_cam.overlay;
-    $("gradcam").hidden = false;
+    $("gradcam-heat").src = answer.grad_cam.heatmap;
+    $("gradcam").hidden = $("gradcam-heat").parentNode.hidden = false;
     const empty = answer.grad_cam.all_zero ? " — no positive evidence for this class" : "";
     $("gradcam-caption").textContent = `${answer.grad_cam.method === "hirescam" ? "HiResCAM" : "Grad-CAM"} on ${answer.grad_cam.layer}${empty}`;
     $("gradcam-caption").title = answer.grad_cam.reason;
   } else {
-    $("gradcam").hidden = true;
+    $("gradcam").hidden = $("gradcam-heat").parentNode.hidden = true;
     $("gradcam-caption").textContent = "Grad-CAM needs a layer with feature maps; this model has none";
   }
   $("saliency").src = answer.saliency.overlay;
+  $("saliency-heat").src = answer.saliency.heatmap;
 }
 
 function cropTiles(image, layout) {
