@@ -10,7 +10,9 @@ The public functions are imported lazily so that `convscope --help` and
 `convscope datasets` start without loading Keras. Two of them share their
 module's name (train, evaluate): `convscope.evaluate` is always the function;
 reach the module's other names with `from convscope.evaluate import ...`.
-`convscope.inspect` is the function of the package `convscope.inspection`.
+`convscope.inspect` is the function of the package `convscope.inspection`;
+`convscope.view` is the function of the package of the same name (reach its
+other names with `from convscope.view import ...`).
 """
 
 import sys
@@ -37,6 +39,7 @@ _PUBLIC = {
     "train_baseline": "convscope.pipeline",
     "sweep": "convscope.sweep",
     "predict_images": "convscope.predict",
+    "view": "convscope.view",
     "ConvscopeError": "convscope.errors",
 }
 

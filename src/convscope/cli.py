@@ -8,6 +8,7 @@
     convscope sweep --models mlp_512,cnn_2conv --dataset mnist --data-dir ../shared/data/mnist --epochs 3
     convscope compare 'runs/sweep-mnist/*'
     convscope predict runs/mnist-demo digit.png --json
+    convscope view runs/mnist-demo
 
 Exit codes: 0 success, 2 bad input (one line on stderr naming the file or value
 and the fix), 130 interrupted by Ctrl-C after saving a resumable state.
@@ -320,6 +321,29 @@ def command_predict(args) -> int:
     return 0
 
 
+def command_view(args) -> int:
+    import webbrowser
+
+    from convscope.view import serve_run  # lazy: --help starts without TensorFlow
+
+    run_dir, imported = open_or_import(args)
+    if imported is not None:
+        from convscope.pipeline import evaluate_run  # lazy: --help starts without TensorFlow
+
+        evaluate_run(run_dir, **in_memory(imported))  # the test-image pickers read its predictions
+
+    def ready(url: str) -> None:
+        print(f"Serving {run_dir} at {url}", flush=True)
+        if not args.no_browser:
+            webbrowser.open(url)
+
+    try:
+        serve_run(run_dir, host=args.host, port=args.port, on_ready=ready)
+    except KeyboardInterrupt:
+        pass  # Ctrl-C is how the viewer is stopped
+    return 0
+
+
 def _parse_int_list(text: str, flag: str) -> list[int]:
     try:
         return [int(part) for part in text.split(",") if part.strip()]
@@ -399,6 +423,11 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("images", nargs="+", help="PNG/JPEG files of any size, or folders (every image in them, sorted)")
     sub.add_argument("--top-k", type=int, default=3, help="classes shown per image (default: 3)")
     sub.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    sub = add("view", command_view, "live viewer in the browser: draw, upload or pick an image and watch every layer (a run folder, or a model file with --model)")
+    add_import_flags(sub, defaults)
+    sub.add_argument("--host", default="127.0.0.1", help="address to listen on; anything beyond 127.0.0.1 requires the printed token (default: 127.0.0.1)")
+    sub.add_argument("--port", type=int, default=8000, help="port; 0 picks a free one (default: 8000)")
+    sub.add_argument("--no-browser", action="store_true", help="print the URL without opening a browser")
     add("models", command_models, "list the model zoo")
     add("datasets", command_datasets, "list the datasets and whether each is available here")
     return parser

@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from convscope.data import load_images
-from convscope.data.images import FORMATS_TEXT, read_header
+from convscope.data.images import FORMATS_TEXT, decode_image_bytes, read_header
 from convscope.data.preprocess import scaling_from_description
 from convscope.errors import ConvscopeError
 from convscope.evaluate import to_probabilities
@@ -131,8 +131,15 @@ def read_input_spec(run: RunFolder, model) -> InputSpec:
             f"{run.path}: model.keras takes inputs {model_shape} but data.json says {input_shape}; "
             "the folder mixes files of two runs; train the run again"
         )
-    color_mode = _color_mode(run, input_shape, channels_first)
+    color_mode = _color_mode(run.path, input_shape, channels_first)
     return InputSpec(_image_size(input_shape, channels_first), color_mode, channels_first, scaling, list(class_names))
+
+
+def input_spec_from_dataset(dataset) -> InputSpec:
+    """``read_input_spec`` for a model trained on a ``convscope.data.Dataset`` in memory (a notebook's model)."""
+    shape = tuple(dataset.input_shape)
+    color_mode = _color_mode(f"dataset {dataset.name}", shape, dataset.channels_first)
+    return InputSpec(_image_size(shape, dataset.channels_first), color_mode, dataset.channels_first, dataset.scaling, list(dataset.class_names))
 
 
 def _image_size(input_shape: tuple, channels_first: bool) -> tuple[int, int]:
@@ -140,13 +147,13 @@ def _image_size(input_shape: tuple, channels_first: bool) -> tuple[int, int]:
     return int(height), int(width)
 
 
-def _color_mode(run: RunFolder, input_shape: tuple, channels_first: bool) -> str:
+def _color_mode(source, input_shape: tuple, channels_first: bool) -> str:
     if len(input_shape) != 3:
-        raise ConvscopeError(f"{run.path}: the model takes inputs of shape {tuple(input_shape)}; predict needs an image model, (height, width, channels)")
+        raise ConvscopeError(f"{source}: the model takes inputs of shape {tuple(input_shape)}; predict needs an image model, (height, width, channels)")
     channels = int(input_shape[0] if channels_first else input_shape[-1])
     if channels not in COLOR_MODES:
         raise ConvscopeError(
-            f"{run.path}: the model takes {channels}-channel images; image files convert only to grayscale (1 channel) "
+            f"{source}: the model takes {channels}-channel images; image files convert only to grayscale (1 channel) "
             "or RGB (3 channels); predict with arrays of the right shape in Python instead (model.predict)"
         )
     return COLOR_MODES[channels]
@@ -155,7 +162,19 @@ def _color_mode(run: RunFolder, input_shape: tuple, channels_first: bool) -> str
 def prepare_images(paths: list[Path], spec: InputSpec) -> tuple[np.ndarray, np.ndarray]:
     """(model inputs float32, the uint8 pixels they came from (N, H, W, C)) for image files."""
     pixels = load_images(paths, image_size=spec.image_size, color_mode=spec.color_mode)
-    return spec.scaling.apply(pixels, None, spec.channels_first), pixels
+    return prepare_pixels(pixels, spec), pixels
+
+
+def prepare_image_bytes(data: bytes, spec: InputSpec, label: str = "upload", max_pixels: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """``prepare_images`` for one image file held in memory (an upload): (model input (1, ...), its uint8 pixels (1, H, W, C))."""
+    options = {} if max_pixels is None else {"max_pixels": max_pixels}
+    pixels = decode_image_bytes(data, spec.image_size, spec.color_mode, label, **options)
+    return prepare_pixels(pixels, spec), pixels
+
+
+def prepare_pixels(pixels: np.ndarray, spec: InputSpec) -> np.ndarray:
+    """uint8 (N, H, W, C) pixels at the model's size and colour mode -> float32 model inputs (the run's scaling, channel axis)."""
+    return spec.scaling.apply(pixels, None, spec.channels_first)
 
 
 def predict_images(run_dir: str | Path, images: list[str | Path], top_k: int = 3) -> PredictionResult:

@@ -12,6 +12,7 @@ folder holds one decoded image at a time.
 
 from __future__ import annotations
 
+import io
 import os
 import warnings
 from dataclasses import dataclass
@@ -32,6 +33,10 @@ MAX_IMAGE_PIXELS = 64_000_000
 GRAYSCALE_MODES = ("1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "I;16N", "F")
 
 
+class ImageTooLargeError(ConvscopeError):
+    """An image declaring more pixels than allowed (a possible decompression bomb)."""
+
+
 @dataclass(frozen=True)
 class ImageHeader:
     """What an image file declares, read without decoding its pixels."""
@@ -48,19 +53,23 @@ class ImageHeader:
         return "grayscale" if self.mode in GRAYSCALE_MODES else "rgb"
 
 
-def _open(path: Path) -> Image.Image:
-    """Open ``path`` by content; raise UnidentifiedImageError for a non-image, ConvscopeError for a bomb."""
+def _open(path, label=None, max_pixels: int = MAX_IMAGE_PIXELS) -> Image.Image:
+    """Open ``path`` (or a file object) by content; raise UnidentifiedImageError for a non-image, ConvscopeError for a bomb.
+
+    ``label`` names the image in messages (default: ``path``).
+    """
+    label = path if label is None else label
     with warnings.catch_warnings():
         warnings.simplefilter("error", Image.DecompressionBombWarning)
         try:
             image = Image.open(path, formats=IMAGE_FORMATS)
         except (Image.DecompressionBombWarning, Image.DecompressionBombError) as error:
-            raise ConvscopeError(f"{path}: refused as a decompression bomb ({describe_error(error)}); expected an image under {MAX_IMAGE_PIXELS} pixels; resize it first") from None
-    if image.width * image.height > MAX_IMAGE_PIXELS:
+            raise ImageTooLargeError(f"{label}: refused as a decompression bomb ({describe_error(error)}); expected an image under {max_pixels} pixels; resize it first") from None
+    if image.width * image.height > max_pixels:
         image.close()
-        raise ConvscopeError(
-            f"{path}: declares {image.width} x {image.height} pixels; refused as a possible decompression bomb "
-            f"(limit {MAX_IMAGE_PIXELS} pixels); resize the image first"
+        raise ImageTooLargeError(
+            f"{label}: declares {image.width} x {image.height} pixels; refused as a possible decompression bomb "
+            f"(limit {max_pixels} pixels); resize the image first"
         )
     return image
 
@@ -92,12 +101,13 @@ def _to_mode(image: Image.Image, color_mode: str) -> Image.Image:
     return image.convert("L" if color_mode == "grayscale" else "RGB")
 
 
-def _decode(path: Path, height: int, width: int, color_mode: str) -> np.ndarray | None:
-    """Decode one image to (height, width, channels) uint8; None if the content is not a supported image."""
+def _decode(source, height: int, width: int, color_mode: str, label=None, max_pixels: int = MAX_IMAGE_PIXELS) -> np.ndarray | None:
+    """Decode one image (a path or a file object) to (height, width, channels) uint8; None if the content is not a supported image."""
+    path = source if label is None else label  # how messages name it
     with warnings.catch_warnings():
         warnings.simplefilter("error", Image.DecompressionBombWarning)
         try:
-            image = _open(path)
+            image = _open(source, label, max_pixels)
         except UnidentifiedImageError:
             return None
         except OSError as error:
@@ -148,6 +158,34 @@ def decode_images(
         pixels[len(kept)] = image
         kept.append(index)
     return pixels[: len(kept)], np.asarray(kept, dtype=np.int64)
+
+
+def decode_image_bytes(
+    data: bytes, image_size: tuple[int, int], color_mode: str, label: str = "upload", max_pixels: int = MAX_IMAGE_PIXELS
+) -> np.ndarray:
+    """One image held in memory (an upload), decoded and converted exactly as ``load_images`` decodes a file.
+
+    Args:
+        data: the file's bytes.
+        image_size: (height, width) it is resized to.
+        color_mode: "grayscale" or "rgb".
+        label: how messages name it.
+        max_pixels: images declaring more pixels are refused before decoding (at most ``MAX_IMAGE_PIXELS``).
+
+    Returns:
+        (1, height, width, C) uint8.
+
+    Raises:
+        ConvscopeError: not a supported image, a decompression bomb, truncated or corrupt data.
+
+    Example:
+        >>> decode_image_bytes(Path("seven.png").read_bytes(), (28, 28), "grayscale").shape
+        (1, 28, 28, 1)
+    """
+    image = _decode(io.BytesIO(data), *image_size, color_mode, label, min(max_pixels, MAX_IMAGE_PIXELS))
+    if image is None:
+        raise ConvscopeError(f"{label}: not a {FORMATS_TEXT} image (judged by content); send an image file")
+    return image[np.newaxis]
 
 
 def load_images(

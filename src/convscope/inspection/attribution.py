@@ -71,8 +71,87 @@ class Saliency:
 
 def run_network(graph: LayerGraph, images: np.ndarray, activation_layers, cam_layer_name, class_index, grad_cam_method="auto"):
     """One forward and one backward pass: activations, predictions, Grad-CAM, saliency."""
-    if grad_cam_method not in GRAD_CAM_METHODS:
-        raise ConvscopeError(f"Grad-CAM method {grad_cam_method!r} is unknown; use one of: {', '.join(GRAD_CAM_METHODS)}")
+    return build_probe(graph, activation_layers, cam_layer_name).run(images, class_index, grad_cam_method)
+
+
+@dataclass
+class NetworkProbe:
+    """A multi-output model over the chosen layers, built once and run on any number of batches.
+
+    ``run_network`` builds one per call; a caller that runs the same model again
+    and again (the live viewer) keeps one, so Keras builds the graph once.
+    """
+
+    graph: LayerGraph
+    model: object  # keras.Model from the input to every probed tensor
+    index: dict  # id(tensor) -> position among model's outputs
+    activation_layers: list
+    cam_layer: object  # layer or None
+    score_tensor: object
+    dense_head: object  # Dense whose softmax is skipped, or None
+    score_source: str
+    first_conv: object  # first Conv2D or None
+
+    def output_index(self, tensor) -> int:
+        return self.index[id(tensor)]
+
+    def run(self, images: np.ndarray, class_index=None, grad_cam_method: str = "auto"):
+        """``run_network``'s results for ``images``: (probabilities, classes, activations, grad_cam, saliency, (first_conv, first_input))."""
+        if grad_cam_method not in GRAD_CAM_METHODS:
+            raise ConvscopeError(f"Grad-CAM method {grad_cam_method!r} is unknown; use one of: {', '.join(GRAD_CAM_METHODS)}")
+        graph, index, score_tensor, dense_head, cam_layer = self.graph, self.index, self.score_tensor, self.dense_head, self.cam_layer
+        num_classes = graph.output.shape[-1]
+        if class_index is not None:
+            chosen = np.broadcast_to(np.asarray(class_index, dtype=np.int64), (len(images),)).copy()
+            if np.any(chosen < 0) or np.any(chosen >= num_classes):
+                raise ConvscopeError(f"class_index {class_index} is outside 0..{num_classes - 1}; pass a class of the model")
+
+        def score_function(outputs):
+            scores = outputs[index[id(score_tensor)]]
+            if dense_head is not None:
+                scores = keras.ops.matmul(scores, dense_head.kernel)
+                if dense_head.bias is not None:
+                    scores = scores + dense_head.bias
+            target = chosen if class_index is not None else keras.ops.argmax(outputs[index[id(graph.output)]], axis=-1)
+            target = keras.ops.expand_dims(keras.ops.cast(target, "int32"), -1)
+            return keras.ops.take_along_axis(scores, target, axis=-1)[:, 0]
+
+        feature_index = None if cam_layer is None else index[id(graph.outputs_of[cam_layer.name])]
+        outputs, input_gradient, feature_gradient = forward_with_gradients(self.model, images, score_function, feature_index)
+
+        probabilities = to_probabilities(outputs[index[id(graph.output)]])
+        classes = chosen if class_index is not None else probabilities.argmax(axis=1)
+        activations = [
+            LayerActivation(layer.name, type(layer).__name__, to_channels_last(outputs[index[id(graph.outputs_of[layer.name])]]))
+            for layer in self.activation_layers
+        ]
+        display_shape = to_channels_last(images).shape[1:3]
+        grad_cam = None
+        if cam_layer is not None:
+            features = to_channels_last(outputs[feature_index])
+            gradients = to_channels_last(feature_gradient)
+            cam_tensor = graph.outputs_of[cam_layer.name]
+            method, reason = resolve_cam_method(grad_cam_method, cam_layer, cam_tensor, score_tensor)
+            if method == "gradcam":
+                gradients = gradients.mean(axis=(1, 2), keepdims=True)  # one weight per channel
+            coarse = np.maximum((features * gradients).sum(axis=-1), 0.0)
+            centres = cell_centres(cam_tensor)
+            # Without a derivable geometry the map is stretched over the whole input.
+            full = resize_bilinear(coarse, *display_shape) if centres is None else resample(coarse, *display_shape, centres)
+            grad_cam = GradCam(cam_layer.name, normalise(full), coarse, classes, self.score_source, method, reason, centres)
+        saliency = Saliency(normalise(np.abs(to_channels_last(input_gradient)).max(axis=-1)), classes)
+        first_input = None if self.first_conv is None else outputs[index[id(graph.inputs_of[self.first_conv.name])]]
+        return probabilities, classes, activations, grad_cam, saliency, (self.first_conv, first_input)
+
+
+def build_probe(graph: LayerGraph, activation_layers=None, cam_layer_name: str | None = None) -> NetworkProbe:
+    """The multi-output model ``run_network`` runs: every chosen layer's output, the class score, Grad-CAM's layer.
+
+    Args:
+        graph: ``layer_graph(model, input_shape)``.
+        activation_layers: layer names to probe; None: ``default_activation_layers``.
+        cam_layer_name: Grad-CAM's layer; None: the last convolution.
+    """
     activation_layers = (
         default_activation_layers(graph) if activation_layers is None else [find_layer(graph, name) for name in activation_layers]
     )
@@ -82,7 +161,6 @@ def run_network(graph: LayerGraph, images: np.ndarray, activation_layers, cam_la
         raise ConvscopeError(
             f"the model outputs shape {shape_of(graph.output)}; inspection expects a classifier with (N, num_classes) outputs"
         )
-
     probes = [graph.outputs_of[layer.name] for layer in activation_layers] + [graph.output, score_tensor]
     if cam_layer is not None:
         probes.append(graph.outputs_of[cam_layer.name])
@@ -91,50 +169,8 @@ def run_network(graph: LayerGraph, images: np.ndarray, activation_layers, cam_la
         probes.append(graph.inputs_of[first_conv.name])
     unique = list({id(tensor): tensor for tensor in probes}.values())
     index = {id(tensor): position for position, tensor in enumerate(unique)}
-    probe_model = keras.Model(graph.input, unique)
-
-    num_classes = graph.output.shape[-1]
-    if class_index is not None:
-        chosen = np.broadcast_to(np.asarray(class_index, dtype=np.int64), (len(images),)).copy()
-        if np.any(chosen < 0) or np.any(chosen >= num_classes):
-            raise ConvscopeError(f"class_index {class_index} is outside 0..{num_classes - 1}; pass a class of the model")
-
-    def score_function(outputs):
-        scores = outputs[index[id(score_tensor)]]
-        if dense_head is not None:
-            scores = keras.ops.matmul(scores, dense_head.kernel)
-            if dense_head.bias is not None:
-                scores = scores + dense_head.bias
-        target = chosen if class_index is not None else keras.ops.argmax(outputs[index[id(graph.output)]], axis=-1)
-        target = keras.ops.expand_dims(keras.ops.cast(target, "int32"), -1)
-        return keras.ops.take_along_axis(scores, target, axis=-1)[:, 0]
-
-    feature_index = None if cam_layer is None else index[id(graph.outputs_of[cam_layer.name])]
-    outputs, input_gradient, feature_gradient = forward_with_gradients(probe_model, images, score_function, feature_index)
-
-    probabilities = to_probabilities(outputs[index[id(graph.output)]])
-    classes = chosen if class_index is not None else probabilities.argmax(axis=1)
-    activations = [
-        LayerActivation(layer.name, type(layer).__name__, to_channels_last(outputs[index[id(graph.outputs_of[layer.name])]]))
-        for layer in activation_layers
-    ]
-    display_shape = to_channels_last(images).shape[1:3]
-    grad_cam = None
-    if cam_layer is not None:
-        features = to_channels_last(outputs[feature_index])
-        gradients = to_channels_last(feature_gradient)
-        cam_tensor = graph.outputs_of[cam_layer.name]
-        method, reason = resolve_cam_method(grad_cam_method, cam_layer, cam_tensor, score_tensor)
-        if method == "gradcam":
-            gradients = gradients.mean(axis=(1, 2), keepdims=True)  # one weight per channel
-        coarse = np.maximum((features * gradients).sum(axis=-1), 0.0)
-        centres = cell_centres(cam_tensor)
-        # Without a derivable geometry the map is stretched over the whole input.
-        full = resize_bilinear(coarse, *display_shape) if centres is None else resample(coarse, *display_shape, centres)
-        grad_cam = GradCam(cam_layer.name, normalise(full), coarse, classes, score_source, method, reason, centres)
-    saliency = Saliency(normalise(np.abs(to_channels_last(input_gradient)).max(axis=-1)), classes)
-    first_input = None if first_conv is None else outputs[index[id(graph.inputs_of[first_conv.name])]]
-    return probabilities, classes, activations, grad_cam, saliency, (first_conv, first_input)
+    model = keras.Model(graph.input, unique)
+    return NetworkProbe(graph, model, index, activation_layers, cam_layer, score_tensor, dense_head, score_source, first_conv)
 
 
 def normalise(maps: np.ndarray) -> np.ndarray:

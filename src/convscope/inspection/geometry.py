@@ -74,53 +74,73 @@ def cell_centres(tensor) -> tuple | None:
         convolution, upsampling, resizing, reshaping, a nested model, merged
         branches that disagree, unknown sizes): the caller then stretches the map.
     """
+    fields = receptive_fields(tensor)
+    return None if fields is None else tuple((stride, offset) for stride, offset, _ in fields)
+
+
+def receptive_fields(tensor) -> tuple | None:
+    """``cell_centres`` plus the side of each cell's receptive field: ((stride, offset, size) rows, (...) columns).
+
+    Cell i sees input pixels ``stride * i + offset ± (size - 1) / 2`` (some of
+    them padding outside the image). A window of k pixels with dilation d adds
+    d (k - 1) input steps to the field: size_out = size_in + stride_in * d (k - 1)
+    (cnn_2conv's conv2: 1 + 2 + 2 = 5 pixels). Where branches merge, the widest
+    field is kept. None where ``cell_centres`` is None.
+
+    Example:
+        >>> receptive_fields(graph.outputs_of["conv2"])
+        ((1.0, 2.0, 5.0), (1.0, 2.0, 5.0))
+    """
     known = {}
 
-    def centres(tensor):
+    def fields(tensor):
         if id(tensor) not in known:
-            known[id(tensor)] = _centres_after(tensor, centres)
+            known[id(tensor)] = _fields_after(tensor, fields)
         return known[id(tensor)]
 
-    return centres(tensor)
+    return fields(tensor)
 
 
-def _centres_after(tensor, centres) -> tuple | None:
-    """One step of ``cell_centres``: the geometry of ``tensor`` from that of its producer's inputs."""
+def _fields_after(tensor, fields) -> tuple | None:
+    """One step of ``receptive_fields``: the geometry of ``tensor`` from that of its producer's inputs."""
     operation, inputs = producer(tensor)
     if operation is None:
-        return ((1.0, 0.0), (1.0, 0.0))  # the input image itself
+        return ((1.0, 0.0, 1.0), (1.0, 0.0, 1.0))  # the input image itself
     size = spatial_size(tensor)
     if size is None or None in size or isinstance(operation, (keras.Model, keras.layers.Conv2DTranspose)):
         return None
     window = getattr(operation, "kernel_size", None) or getattr(operation, "pool_size", None)
     if window is not None and getattr(operation, "padding", None) in ("valid", "same") and hasattr(operation, "strides"):
         source = inputs[0]
-        before, source_size = centres(source), spatial_size(source)
+        before, source_size = fields(source), spatial_size(source)
         if before is None or source_size is None or None in source_size:
             return None
         dilation = getattr(operation, "dilation_rate", (1, 1))
         steps = []
-        for (stride, offset), length, kernel, step, spacing in zip(before, source_size, window, operation.strides, dilation):
+        for (stride, offset, field), length, kernel, step, spacing in zip(before, source_size, window, operation.strides, dilation):
             padded = same_padding(length, kernel, step, spacing)[0] if operation.padding == "same" else 0
-            steps.append((stride * step, offset + stride * (spacing * (kernel - 1) / 2 - padded)))
+            steps.append((stride * step, offset + stride * (spacing * (kernel - 1) / 2 - padded), field + stride * spacing * (kernel - 1)))
         return tuple(steps)
     if isinstance(operation, (keras.layers.ZeroPadding2D, keras.layers.Cropping2D)):
-        before = centres(inputs[0])
+        before = fields(inputs[0])
         if before is None:
             return None
         # Output cell i is input cell i - top (padding) or i + top (cropping).
         shifts = [-side[0] for side in operation.padding] if isinstance(operation, keras.layers.ZeroPadding2D) else [
             side[0] for side in operation.cropping
         ]
-        return tuple((stride, offset + stride * shift) for (stride, offset), shift in zip(before, shifts))
+        return tuple((stride, offset + stride * shift, field) for (stride, offset, field), shift in zip(before, shifts))
     # A layer without a window: only size-keeping ones (activation, dropout, Add, ...) are understood.
     same_size = [item for item in inputs if spatial_size(item) == size]
     if not same_size or any(spatial_size(item) not in (size, (1, 1), None) for item in inputs):
         return None
-    found = [centres(item) for item in same_size]
-    if any(item is None for item in found) or any(not np.allclose(item, found[0]) for item in found):
+    found = [fields(item) for item in same_size]
+    if any(item is None for item in found):
         return None
-    return found[0]
+    centres = [[axis[:2] for axis in item] for item in found]
+    if any(not np.allclose(item, centres[0]) for item in centres):
+        return None
+    return tuple((stride, offset, max(item[axis][2] for item in found)) for axis, (stride, offset, _) in enumerate(found[0]))
 
 
 def compute_output_sizes(model=None, input_shape: tuple | None = None, size: int = 5, kernel_size: int = 3) -> list[str]:

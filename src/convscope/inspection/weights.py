@@ -19,6 +19,7 @@ import numpy as np
 from convscope.inspection.graph import LayerGraph, all_layers, first_convolution, layer_graph, shape_of
 from convscope.inspection.teaching import KernelResponse
 from convscope.keras_compat import to_channels_last
+from convscope.models.arithmetic import same_padding
 
 
 @dataclass
@@ -29,6 +30,25 @@ class FirstLayerFilters:
     kernels: np.ndarray  # (kh, kw, in_channels, out_channels), as Keras stores them
     channel_views: np.ndarray  # (in_channels, out_channels, kh, kw): one 2-D filter per input channel
     rgb: np.ndarray | None  # (out_channels, kh, kw, 3) uint8, each filter min-max rescaled; 3-channel input only
+
+
+@dataclass
+class WorkedOutput:
+    """One output value of the first convolution on a real input, worked out: kernel x pixels + bias = value."""
+
+    layer_name: str
+    channel: int  # the filter
+    row: int  # output cell
+    column: int
+    top: int  # input row of the window's top-left tap (negative inside 'same' padding)
+    left: int
+    dilation: tuple[int, int]  # input pixels between taps
+    pixels: np.ndarray  # (kh, kw, in_channels) the layer's inputs under the window, 0 where it hangs over the edge
+    kernel: np.ndarray  # (kh, kw, in_channels) the filter's weights
+    bias: float  # 0.0 without a bias
+    total: float  # sum(kernel * pixels) + bias, before the activation
+    activation: str  # the layer's activation function, e.g. "relu"
+    value: float  # activation(total): what the layer outputs there
 
 
 @dataclass
@@ -123,3 +143,38 @@ def learned_responses(first_conv, first_input: np.ndarray, image_index: int) -> 
         KernelResponse(f"{first_conv.name} filter {channel}", kernels[..., channel], response[..., channel])
         for channel in range(response.shape[-1])
     ]
+
+
+def compute_worked_output(first_conv, first_input: np.ndarray, channel: int, row: int, column: int, image_index: int = 0) -> WorkedOutput:
+    """The sum behind one output value of a Conv2D, on the input it actually received.
+
+    Args:
+        first_conv: a Conv2D layer (``groups`` 1).
+        first_input: the batch the layer received, as ``run_network`` returns it (model layout).
+        channel, row, column: the output cell (channels-last indices).
+        image_index: which image of the batch.
+
+    Returns:
+        ``WorkedOutput``; ``value`` equals the layer's own output at that cell.
+
+    Example:
+        >>> worked = compute_worked_output(conv1, first_input, channel=3, row=10, column=12)
+        >>> float((worked.kernel * worked.pixels).sum() + worked.bias) == worked.total
+        True
+    """
+    image = to_channels_last(np.asarray(first_input, np.float32))[image_index]
+    kernel = keras.ops.convert_to_numpy(first_conv.kernel).astype(np.float32)[..., channel]  # (kh, kw, in_channels)
+    (kernel_height, kernel_width), strides, dilation = kernel.shape[:2], first_conv.strides, tuple(first_conv.dilation_rate)
+    pad = [same_padding(size, k, s, d)[0] if first_conv.padding == "same" else 0
+           for size, k, s, d in zip(image.shape[:2], (kernel_height, kernel_width), strides, dilation)]
+    top, left = row * strides[0] - pad[0], column * strides[1] - pad[1]
+    rows = top + dilation[0] * np.arange(kernel_height)
+    columns = left + dilation[1] * np.arange(kernel_width)
+    inside = (rows[:, None] >= 0) & (rows[:, None] < image.shape[0]) & (columns[None] >= 0) & (columns[None] < image.shape[1])
+    pixels = np.where(inside[..., None], image[np.clip(rows, 0, image.shape[0] - 1)][:, np.clip(columns, 0, image.shape[1] - 1)], 0.0)
+    bias = float(keras.ops.convert_to_numpy(first_conv.bias)[channel]) if first_conv.use_bias else 0.0
+    total = float((kernel.astype(np.float64) * pixels).sum() + bias)
+    activation = first_conv.activation
+    value = float(keras.ops.convert_to_numpy(activation(np.array([total], np.float32)))[0])
+    name = getattr(activation, "__name__", type(activation).__name__)
+    return WorkedOutput(first_conv.name, channel, row, column, int(top), int(left), dilation, pixels.astype(np.float32), kernel, bias, total, name, value)
