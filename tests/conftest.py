@@ -19,6 +19,8 @@ cache through `isolated_env`.
 from __future__ import annotations
 
 import ipaddress
+import os
+import shutil
 import socket
 from pathlib import Path
 
@@ -180,3 +182,53 @@ def fit_notebook_model(image_shape: tuple, num_classes: int, filters: int, epoch
     model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     history = model.fit(x[:48], y[:48], epochs=epochs, batch_size=16, validation_split=0.25, verbose=0)
     return x, y, model, history
+
+
+# ---------------------------------------------------------------- a real browser (the report and viewer tests)
+
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+def find_chromium() -> str | None:
+    for candidate in (os.environ.get("CONVSCOPE_CHROMIUM"), "chromium", "chromium-browser", "google-chrome"):
+        if candidate and (shutil.which(candidate) or Path(candidate).is_file()):
+            return shutil.which(candidate) or candidate
+    return None
+
+
+CHROMIUM = find_chromium()
+NO_CHROMIUM = "no Chromium binary found (install Debian's chromium or set CONVSCOPE_CHROMIUM)"
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory):
+    """A headless Chromium context driven by playwright (tests using it skip without Chromium)."""
+    sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed (pip install playwright)")
+    profile = tmp_path_factory.mktemp("chromium-profile")
+    with sync_api.sync_playwright() as playwright:
+        # A persistent context is how Playwright passes --user-data-dir; Chromium's own profile stays out of $HOME.
+        context = playwright.chromium.launch_persistent_context(
+            str(profile), executable_path=CHROMIUM, headless=True, args=CHROMIUM_FLAGS[1:],
+        )
+        yield context
+        context.close()
+
+
+def save_screenshot(page, tmp_path: Path, name: str, full_page: bool = True) -> Path:
+    """A screenshot in tmp_path, copied to $CONVSCOPE_SCREENSHOT_DIR when set (to look at it after the run)."""
+    path = tmp_path / f"{name}.png"
+    page.screenshot(path=str(path), full_page=full_page)
+    assert path.stat().st_size > 0
+    if os.environ.get("CONVSCOPE_SCREENSHOT_DIR"):
+        folder = Path(os.environ["CONVSCOPE_SCREENSHOT_DIR"])
+        folder.mkdir(parents=True, exist_ok=True)
+        shutil.copy(path, folder / path.name)
+    return path

@@ -7,39 +7,18 @@ Screenshots go to tmp_path, and also to $CONVSCOPE_SCREENSHOT_DIR when set.
 
 from __future__ import annotations
 
-import os
-import shutil
 from pathlib import Path
 
 import pytest
 
 from convscope.pipeline import build_report
 from convscope.html.report import SECTIONS
-from conftest import fit_notebook_model
+from conftest import CHROMIUM, NO_CHROMIUM, fit_notebook_model, save_screenshot
 
-CHROMIUM_FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 WIDTHS = {"laptop": 1280, "phone": 400}  # CSS pixels
-
-
-def find_chromium() -> str | None:
-    for candidate in (os.environ.get("CONVSCOPE_CHROMIUM"), "chromium", "chromium-browser", "google-chrome"):
-        if candidate and (shutil.which(candidate) or Path(candidate).is_file()):
-            return shutil.which(candidate) or candidate
-    return None
-
-
-CHROMIUM = find_chromium()
 pytestmark = [
     pytest.mark.slow,
-    pytest.mark.skipif(CHROMIUM is None, reason="no Chromium binary found (install Debian's chromium or set CONVSCOPE_CHROMIUM)"),
+    pytest.mark.skipif(CHROMIUM is None, reason=NO_CHROMIUM),
 ]
 
 
@@ -52,19 +31,6 @@ def report_path(tmp_path_factory) -> Path:
     class_names = ["a class with a rather long name", "b", "c", "d"]  # long names must not widen the page
     return build_report(model, (x[48:], y[48:]), history=history, class_names=class_names,
                         out=folder / "report.html", train_data=(x[:48], y[:48]))
-
-
-@pytest.fixture(scope="module")
-def browser(tmp_path_factory):
-    sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed (pip install playwright)")
-    profile = tmp_path_factory.mktemp("chromium-profile")
-    with sync_api.sync_playwright() as playwright:
-        # A persistent context is how Playwright passes --user-data-dir; Chromium's own profile stays out of $HOME.
-        context = playwright.chromium.launch_persistent_context(
-            str(profile), executable_path=CHROMIUM, headless=True, args=CHROMIUM_FLAGS[1:],
-        )
-        yield context
-        context.close()
 
 
 @pytest.mark.parametrize("device", list(WIDTHS))
@@ -93,13 +59,7 @@ def test_report_renders_in_chromium(browser, report_path, tmp_path, device):
     widest_image = page.eval_on_selector_all("img", "images => Math.max(...images.map(image => image.getBoundingClientRect().right))")
     assert widest_image <= WIDTHS[device]
 
-    screenshot = tmp_path / f"report-{device}.png"
-    page.screenshot(path=str(screenshot), full_page=True)
-    assert screenshot.stat().st_size > 0
-    if os.environ.get("CONVSCOPE_SCREENSHOT_DIR"):
-        folder = Path(os.environ["CONVSCOPE_SCREENSHOT_DIR"])
-        folder.mkdir(parents=True, exist_ok=True)
-        shutil.copy(screenshot, folder / screenshot.name)
+    save_screenshot(page, tmp_path, f"report-{device}")
     page.close()
 
 

@@ -11,6 +11,7 @@ import base64
 import io
 import sys
 import types
+from pathlib import Path
 
 import httpx
 import keras
@@ -72,14 +73,19 @@ def write_run(folder, dataset, model) -> RunFolder:
     return run
 
 
-@pytest.fixture(scope="module")
-def view_run(tmp_path_factory, small_data):
-    """A small CNN trained one epoch on 384 sample digits, evaluated on the 1,000 test digits."""
+def trained_run(folder: Path, data, epochs: int, batch_size: int) -> RunFolder:
+    """A run folder of small_cnn trained on ``data``'s training images, evaluated on its test images."""
     keras.utils.set_random_seed(0)
     model = small_cnn()
     model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
-    model.fit(small_data.x_train, small_data.y_train, epochs=1, batch_size=64, verbose=0)
-    return write_run(tmp_path_factory.mktemp("view") / "run", small_data, model)
+    model.fit(data.x_train, data.y_train, epochs=epochs, batch_size=batch_size, verbose=0)
+    return write_run(folder, data, model)
+
+
+@pytest.fixture(scope="module")
+def view_run(tmp_path_factory, small_data):
+    """A small CNN trained one epoch on 384 sample digits, evaluated on the 1,000 test digits."""
+    return trained_run(tmp_path_factory.mktemp("view") / "run", small_data, epochs=1, batch_size=64)
 
 
 @pytest.fixture(scope="module")

@@ -7,58 +7,27 @@ $CONVSCOPE_SCREENSHOT_DIR when set.
 
 from __future__ import annotations
 
-import os
-import shutil
-from pathlib import Path
 
-import keras
 import numpy as np
 import pytest
 
 from convscope.view import ViewSession, start
-from test_report_browser import CHROMIUM, CHROMIUM_FLAGS
-from test_view import png, small_cnn, write_run
+from conftest import CHROMIUM, NO_CHROMIUM, save_screenshot
+from test_view import png, trained_run
 
 pytestmark = [
     pytest.mark.slow,
-    pytest.mark.skipif(CHROMIUM is None, reason="no Chromium binary found (install Debian's chromium or set CONVSCOPE_CHROMIUM)"),
+    pytest.mark.skipif(CHROMIUM is None, reason=NO_CHROMIUM),
 ]
 
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory, small_data):
     """The viewer on a free port, serving a small CNN trained two epochs on 384 sample digits."""
-    keras.utils.set_random_seed(0)
-    model = small_cnn()
-    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
-    model.fit(small_data.x_train, small_data.y_train, epochs=2, batch_size=32, verbose=0)
-    run = write_run(tmp_path_factory.mktemp("view") / "run", small_data, model)
+    run = trained_run(tmp_path_factory.mktemp("view") / "run", small_data, epochs=2, batch_size=32)
     running = start(ViewSession.from_run(run.path), port=0)
     yield running, run
     running.stop()
-
-
-@pytest.fixture(scope="module")
-def browser(tmp_path_factory):
-    sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed (pip install playwright)")
-    profile = tmp_path_factory.mktemp("chromium-profile")
-    with sync_api.sync_playwright() as playwright:
-        context = playwright.chromium.launch_persistent_context(
-            str(profile), executable_path=CHROMIUM, headless=True, args=CHROMIUM_FLAGS[1:],
-        )
-        yield context
-        context.close()
-
-
-def save_screenshot(page, tmp_path: Path, name: str, full_page: bool = True) -> Path:
-    path = tmp_path / f"view-{name}.png"
-    page.screenshot(path=str(path), full_page=full_page)
-    assert path.stat().st_size > 0
-    if os.environ.get("CONVSCOPE_SCREENSHOT_DIR"):
-        folder = Path(os.environ["CONVSCOPE_SCREENSHOT_DIR"])
-        folder.mkdir(parents=True, exist_ok=True)
-        shutil.copy(path, folder / path.name)
-    return path
 
 
 def test_draw_upload_and_pick_in_chromium(browser, served, small_data, tmp_path):
@@ -96,7 +65,7 @@ def test_draw_upload_and_pick_in_chromium(browser, served, small_data, tmp_path)
     }""")
     assert lit[1:] == [28, 28] and 20 < lit[0] < 28 * 28 / 2  # a vertical stroke, not a filled canvas
     assert page.locator("#gradcam").get_attribute("src").startswith("data:image/png")
-    save_screenshot(page, tmp_path, "drawn")
+    save_screenshot(page, tmp_path, "view-drawn")
 
     # 2. Upload a PNG (a test image at four times its size: prepared as convscope predict prepares it).
     seven = np.kron(small_data.display_images(small_data.x_test[0]), np.ones((4, 4, 1), np.uint8))
@@ -106,7 +75,7 @@ def test_draw_upload_and_pick_in_chromium(browser, served, small_data, tmp_path)
         page.set_input_files("#file", str(upload))
     assert uploaded.value.ok
     page.wait_for_function("document.getElementById('input-note').textContent.startsWith('upload.png')")
-    save_screenshot(page, tmp_path, "uploaded")
+    save_screenshot(page, tmp_path, "view-uploaded")
 
     # 3. Click a confusion-matrix cell and see its images.
     page.click(".tabs button[data-tab=confusion]")
@@ -119,7 +88,7 @@ def test_draw_upload_and_pick_in_chromium(browser, served, small_data, tmp_path)
     assert all(caption.endswith(f" {true}→{predicted}") for caption in captions)
     with page.expect_response(lambda response: "/api/predict" in response.url):
         page.click("#thumbnails .thumb >> nth=0")
-    save_screenshot(page, tmp_path, "confusion-cell")
+    save_screenshot(page, tmp_path, "view-confusion-cell")
 
     # 4. Click a cell of the first convolution: its receptive field and worked sum.
     image = page.locator(".layer[data-layer=conv1] img")
@@ -140,7 +109,7 @@ def test_draw_upload_and_pick_in_chromium(browser, served, small_data, tmp_path)
         return lit;
     }""")
     assert highlighted > 0
-    save_screenshot(page, tmp_path, "explained", full_page=False)  # what the window shows: the input column stays beside the layers
+    save_screenshot(page, tmp_path, "view-explained", full_page=False)  # what the window shows: the input column stays beside the layers
 
     assert console_errors == []
     origin = running.url.split("?")[0]
@@ -155,5 +124,5 @@ def test_phone_width_does_not_scroll_sideways(browser, served, tmp_path):
     page.goto(running.url, wait_until="load")
     page.wait_for_selector(".layer")
     assert page.evaluate("document.documentElement.scrollWidth") <= 400
-    save_screenshot(page, tmp_path, "phone")
+    save_screenshot(page, tmp_path, "view-phone")
     page.close()
