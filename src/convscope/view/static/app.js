@@ -353,8 +353,9 @@ function renderCell(answer) {
   const parts = [element("p", { text: `${answer.layer}, channel ${answer.channel}, cell (${answer.row}, ${answer.column}) = ${format(answer.value)}` })];
   const field = answer.receptive_field;
   if (field) {
+    const clipped = field.bottom - field.top + 1 < field.size[0] || field.right - field.left + 1 < field.size[1];
     parts.push(element("p", { class: "note", text: `It sees input rows ${field.top}–${field.bottom}, columns ${field.left}–${field.right} ` +
-      `(a ${field.size[0]}×${field.size[1]} receptive field, clipped to the image), highlighted on the input.` }));
+      `(a ${field.size[0]}×${field.size[1]} receptive field${clipped ? ", clipped to the image" : ""}), highlighted on the input.` }));
   } else {
     parts.push(element("p", { class: "note", text: "Its receptive field cannot be derived for this layer's geometry." }));
   }
