@@ -54,7 +54,7 @@ class InputSpec:
 class PredictionResult:
     """Class probabilities of each image."""
 
-    run: Path
+    run: Path  # the run folder, or the .onnx file
     paths: list[Path]
     probabilities: np.ndarray  # (N, num_classes), rows sum to 1
     class_names: list[str]
@@ -67,9 +67,9 @@ class PredictionResult:
         return [(int(k), self.class_names[k], float(row[k])) for k in order]
 
     def to_dict(self) -> dict:
-        """JSON-ready: the run and, per image, its top classes with probabilities."""
+        """JSON-ready: the run (or the .onnx model) and, per image, its top classes with probabilities."""
         return {
-            "run": str(self.run),
+            "model" if self.run.suffix == ".onnx" else "run": str(self.run),
             "predictions": [
                 {
                     "image": str(path),
@@ -132,10 +132,11 @@ def read_input_spec(run: RunFolder, model) -> InputSpec:
             "the folder mixes files of two runs; train the run again"
         )
     color_mode = _color_mode(run, input_shape, channels_first)
-    return InputSpec(_image_size(input_shape, channels_first), color_mode, channels_first, scaling, list(class_names))
+    return InputSpec(image_size_of(input_shape, channels_first), color_mode, channels_first, scaling, list(class_names))
 
 
-def _image_size(input_shape: tuple, channels_first: bool) -> tuple[int, int]:
+def image_size_of(input_shape: tuple, channels_first: bool) -> tuple[int, int]:
+    """(height, width) of one image's input shape, channels first or last."""
     height, width = input_shape[1:3] if channels_first else input_shape[0:2]
     return int(height), int(width)
 
