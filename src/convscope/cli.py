@@ -255,6 +255,7 @@ def command_export(args) -> int:
     from convscope.export import export_run, format_export  # lazy: --help starts without TensorFlow
 
     print(format_export(export_run(args.run, args.format, out=args.out)))
+    print(f"Recorded in {Path(args.run) / 'export.json'}; `convscope report {args.run}` shows it in report.html")
     return 0
 
 
