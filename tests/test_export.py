@@ -274,14 +274,14 @@ def unsupported_layer_run(folder, dataset, interpolation):
     """A run whose model resizes its input with ``interpolation``: lanczos3 becomes ScaleAndTranslate, area ResizeArea."""
     model = keras.Sequential([
         keras.Input(dataset.input_shape),
-        keras.layers.Resizing(14, 14, interpolation=interpolation),
+        keras.layers.Resizing(14, 14, interpolation=interpolation, name="shrink"),
         keras.layers.Flatten(),
         keras.layers.Dense(10, activation="softmax"),
     ])
     return make_run(folder, dataset, model, scale="standard", limit_train=300)
 
 
-@pytest.mark.parametrize("case", ["format name", "converter cannot", "converter wrong", "missing extra", "onnx input shape", "no onnxruntime", "flag on a run"])
+@pytest.mark.parametrize("case", ["format name", "converter cannot", "litert converter cannot", "converter wrong", "missing extra", "onnx input shape", "no onnxruntime", "flag on a run"])
 def test_bad_input_is_one_line_exit_2_and_writes_nothing(case, exported_run, standard_data, tmp_path, monkeypatch, capsys):
     image = tmp_path / "digit.png"
     Image.new("L", (28, 28), 40).save(image)
@@ -292,10 +292,14 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(case, exported_run, sta
     elif case == "converter cannot":
         run = unsupported_layer_run(run.path, standard_data, "lanczos3")
         args = ["export", str(run.path)]
-        expected = "layer 'resizing' (Resizing) becomes the TensorFlow op ScaleAndTranslate, which the ONNX converter (tf2onnx 1."
+        expected = "layer 'shrink' (Resizing) becomes the TensorFlow op ScaleAndTranslate, which the ONNX converter (tf2onnx 1."
+    elif case == "litert converter cannot":
+        run = unsupported_layer_run(run.path, standard_data, "lanczos3")
+        args = ["export", str(run.path), "--format", "litert"]
+        expected = "layer 'shrink' (Resizing) becomes the TensorFlow op ScaleAndTranslate, which the LiteRT converter (TensorFlow 2."
     elif case == "converter wrong":
         run = unsupported_layer_run(run.path, standard_data, "area")
-        args, expected = ["export", str(run.path)], "the onnx export disagrees with the Keras model on 64 test images (max abs probability difference"
+        args, expected = ["export", str(run.path)], "the ONNX export disagrees with the Keras model on 64 test images (max abs probability difference"
     elif case == "missing extra":
         monkeypatch.setitem(sys.modules, "tf2onnx", None)  # what find_spec sees when the package is not installed
         args, expected = ["export", str(exported_run.path)], 'needs tf2onnx, which is not installed; install the export extra: pip install "convscope[export]"'
@@ -312,4 +316,4 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(case, exported_run, sta
     assert error.count("\n") == 1 and expected in error, error
     assert json.dumps(exported_run.read_exports(), sort_keys=True) == before
     if run.path.is_dir():
-        assert not run.exports_path.exists() and not any(run.export_dir.glob("*")), "a refused export left files"
+        assert not run.exports_path.exists() and not run.export_dir.exists(), "a refused export left files"

@@ -27,10 +27,12 @@ ONNX and LiteRT need the export extra: ``pip install "convscope[export]"``.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.metadata
 import importlib.util
 import json
 import logging
+import re
 import time
 import warnings
 from dataclasses import asdict, dataclass
@@ -60,6 +62,7 @@ class ExportFormat:
     """One export format: how Keras names it, where it goes, what runs it."""
 
     name: str  # what --format takes
+    title: str  # how messages name it
     keras_format: str  # what model.export calls it
     file_name: str  # default name inside RUN/export/
     suffix: str  # the file name must end with it ("" for a folder)
@@ -68,9 +71,9 @@ class ExportFormat:
 
 
 FORMATS = {
-    "onnx": ExportFormat("onnx", "onnx", "model.onnx", ".onnx", "onnxruntime", (("tf2onnx", "tf2onnx"), ("onnx", "onnx"), ("onnxruntime", "onnxruntime"))),
-    "litert": ExportFormat("litert", "litert", "model.tflite", ".tflite", "ai-edge-litert", (("ai_edge_litert", "ai-edge-litert"),)),
-    "savedmodel": ExportFormat("savedmodel", "tf_saved_model", "savedmodel", "", "tensorflow", ()),
+    "onnx": ExportFormat("onnx", "ONNX", "onnx", "model.onnx", ".onnx", "onnxruntime", (("tf2onnx", "tf2onnx"), ("onnx", "onnx"), ("onnxruntime", "onnxruntime"))),
+    "litert": ExportFormat("litert", "LiteRT", "litert", "model.tflite", ".tflite", "ai-edge-litert", (("ai_edge_litert", "ai-edge-litert"),)),
+    "savedmodel": ExportFormat("savedmodel", "SavedModel", "tf_saved_model", "savedmodel", "", "tensorflow", ()),
 }
 ALIASES = {"tflite": "litert", "tf_saved_model": "savedmodel", "saved_model": "savedmodel", "tf": "savedmodel"}
 
@@ -137,7 +140,7 @@ def export_run(run_dir: str | Path, format: str = "onnx", out: str | Path | None
     check_extra(export_format)
     run = open_run(run_dir)
     target = export_target(run, export_format, out)
-    with run.lock():
+    with run.lock(), removed_if_empty(run.export_dir):
         model = run.load_model()
         dataset = run.load_dataset()
         metadata = None
@@ -153,6 +156,17 @@ def export_run(run_dir: str | Path, format: str = "onnx", out: str | Path | None
     return result
 
 
+@contextlib.contextmanager
+def removed_if_empty(folder: Path):
+    """Leave no empty RUN/export/ behind when the first export there is refused."""
+    existed = folder.is_dir()
+    try:
+        yield
+    finally:
+        if not existed and folder.is_dir() and not any(folder.iterdir()):
+            folder.rmdir()
+
+
 def export_target(run: RunFolder, export_format: ExportFormat, out: str | Path | None) -> Path:
     """The absolute path to write: --out (a folder gets the default name inside it), else RUN/export/<default name>."""
     if out is None:
@@ -161,7 +175,7 @@ def export_target(run: RunFolder, export_format: ExportFormat, out: str | Path |
     if export_format.suffix and target.is_dir():
         target = target / export_format.file_name
     if export_format.suffix and target.suffix != export_format.suffix:
-        raise ConvscopeError(f"--out {out}: a {export_format.name} file name ends in {export_format.suffix}; pass e.g. --out {target.with_suffix(export_format.suffix)}")
+        raise ConvscopeError(f"--out {out}: {export_format.title} file names end in {export_format.suffix}; pass e.g. --out {target.with_suffix(export_format.suffix)}")
     if not export_format.suffix and target.exists() and not (target / "saved_model.pb").is_file():
         raise ConvscopeError(f"--out {out}: exists and is not a SavedModel folder; pass a new folder name (an old SavedModel there is replaced)")
     return target.resolve()
@@ -197,7 +211,7 @@ def export_model(model, path: str | Path, format: str, inputs: np.ndarray, metad
         agreement = float(np.mean(actual.argmax(axis=1) == expected.argmax(axis=1)))
         if difference > TOLERANCE:
             raise ConvscopeError(
-                f"{label}: the {export_format.name} export disagrees with the Keras model on {len(inputs)} test images "
+                f"{label}: the {export_format.title} export disagrees with the Keras model on {len(inputs)} test images "
                 f"(max abs probability difference {difference:.3g}, tolerance {TOLERANCE:g}; top-1 agreement {agreement:.1%}); "
                 "nothing was written; a layer converts to different arithmetic: try another --format or replace the layer"
             )
@@ -216,16 +230,29 @@ def convert(model, path: Path, export_format: ExportFormat, label: str) -> None:
     level = converter_log.level
     converter_log.setLevel(logging.CRITICAL)  # it logs each unsupported op as ERROR; check_onnx_ops says it in one line
     try:
-        with warnings.catch_warnings():
+        # The LiteRT converter writes its MLIR diagnostics straight to stderr; the error it raises holds them too.
+        with warnings.catch_warnings(), filtered_stderr(("",)):
             warnings.filterwarnings("ignore", message="In the future `np.object`", category=FutureWarning)  # Keras' tf2onnx patch probing NumPy 2
             model.export(str(path), format=export_format.keras_format, verbose=False)
-    except ConvscopeError:
-        raise
     except Exception as error:  # Keras and the converters raise ValueError, RuntimeError, ConverterError ...
-        reason = " ".join(str(error).split())[:300]
-        raise ConvscopeError(f"{label}: Keras could not export it as {export_format.name} ({type(error).__name__}: {reason}); nothing was written; try another --format") from None
+        text = " ".join(str(error).split())
+        unsupported = re.search(r"'tf\.(\w+)' op is neither a custom op nor a flex op", text)
+        if unsupported:
+            node = re.search(r'fused\["\w+:", "([^"@]+)', text)
+            raise unsupported_op_error(label, model, node.group(1) if node else "", unsupported.group(1), f"the LiteRT converter (TensorFlow {_version('tensorflow')})")
+        raise ConvscopeError(f"{label}: Keras could not export it as {export_format.title} ({type(error).__name__}: {text[:300]}); nothing was written; try another --format") from None
     finally:
         converter_log.setLevel(level)
+
+
+def unsupported_op_error(label: str, model, node_name: str, op: str, converter: str) -> ConvscopeError:
+    """One line naming the layer (when it can be told from the node's scope), the op and the converter that cannot handle it."""
+    layer = layer_of_node(model, node_name)
+    where = f"layer {layer.name!r} ({type(layer).__name__})" if layer is not None else f"node {node_name!r}"
+    return ConvscopeError(
+        f"{label}: {where} becomes the TensorFlow op {op}, which {converter} cannot convert; "
+        "nothing was written; replace that layer, or export with --format savedmodel, which keeps every TensorFlow op"
+    )
 
 
 def check_onnx_ops(path: Path, model, label: str) -> None:
@@ -237,12 +264,7 @@ def check_onnx_ops(path: Path, model, label: str) -> None:
     if not unknown:
         return
     node = unknown[0]
-    layer = layer_of_node(model, node.name)
-    where = f"layer {layer.name!r} ({type(layer).__name__})" if layer is not None else f"node {node.name!r}"
-    raise ConvscopeError(
-        f"{label}: {where} becomes the TensorFlow op {node.op_type}, which the ONNX converter (tf2onnx {_version('tf2onnx')}) "
-        "cannot convert; nothing was written; export with --format litert or savedmodel, or replace that layer"
-    )
+    raise unsupported_op_error(label, model, node.name, node.op_type, f"the ONNX converter (tf2onnx {_version('tf2onnx')})")
 
 
 def layer_of_node(model, node_name: str):
@@ -269,7 +291,7 @@ def run_export(path: Path, export_format: ExportFormat, inputs: np.ndarray, labe
     except Exception as error:  # each runtime has its own error types
         reason = " ".join(str(error).split())[:300]
         raise ConvscopeError(
-            f"{label}: {export_format.runtime} cannot run the {export_format.name} export ({reason}); "
+            f"{label}: {export_format.runtime} cannot run the {export_format.title} export ({reason}); "
             "nothing was written; try another --format"
         ) from None
 
