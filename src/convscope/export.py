@@ -146,7 +146,7 @@ def export_run(run_dir: str | Path, format: str = "onnx", out: str | Path | None
         metadata = None
         if len(dataset.input_shape) == 3 and dataset.input_shape[0 if dataset.channels_first else -1] in (1, 3):
             metadata = describe_inputs(dataset.input_shape, dataset.channels_first, dataset.scaling, dataset.class_names)
-        if target.parent == run.export_dir:
+        if target.parent == run.export_dir.resolve():
             remove_stale_temps(run.export_dir)  # left by an export that was killed
         result = export_model(model, target, export_format.name, dataset.x_test[:images], metadata=metadata, label=str(run.model_path))
         entry = result.to_dict()
@@ -198,7 +198,11 @@ def export_model(model, path: str | Path, format: str, inputs: np.ndarray, metad
     export_format = check_format(format)
     check_extra(export_format)
     started = time.perf_counter()
-    expected = to_probabilities(model.predict(inputs, verbose=0, batch_size=len(inputs)))
+    try:
+        expected = to_probabilities(model.predict(inputs, verbose=0, batch_size=len(inputs)))
+    except ValueError as error:  # Keras: the inputs do not fit the model
+        reason = " ".join(str(error).split())[:300]
+        raise ConvscopeError(f"{label}: the model cannot take the {inputs.shape[1:]} test images ({reason}); export a model trained on this dataset") from None
     path = Path(path)
     with atomic_path(path) as temp:
         convert(model, temp, export_format, label)
