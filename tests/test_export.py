@@ -214,6 +214,16 @@ def test_onnx_file_carries_its_preprocessing_away_from_the_run(exported_run, sta
     assert result.top(0)[0][1].startswith("digit ")
 
 
+def test_a_fixed_batch_size_is_padded(standard_data, tmp_path):
+    """A model exported with batch size 1 (as some tools write them) still predicts a folder of images."""
+    model = keras.Sequential([keras.Input((28, 28, 1), batch_size=1), keras.layers.Flatten(), keras.layers.Dense(10, activation="softmax")])
+    export_model(model, tmp_path / "fixed.onnx", "onnx", standard_data.x_test[:5])
+    images = save_test_images(standard_data, tmp_path / "images", count=3)
+    result = predict_onnx(tmp_path / "fixed.onnx", [tmp_path / "images"], scale=f"standard:{standard_data.scaling.offset},{standard_data.scaling.scale}")
+    np.testing.assert_allclose(result.probabilities, model.predict(standard_data.x_test[:3], verbose=0), atol=1e-5)
+    assert result.paths == images
+
+
 def test_minmax_run_exports_its_per_pixel_numbers(tmp_path):
     """A minmax scaling has per-pixel numbers that data.json does not hold: the .onnx file holds them."""
     data = load_dataset("mnist-sample", limit_train=200, scale="minmax")

@@ -42,7 +42,7 @@ import numpy as np
 
 from convscope.errors import ConvscopeError
 from convscope.fileio import atomic_path, remove_stale_temps
-from convscope.onnx_predict import EXTRA, METADATA_KEY, describe_inputs
+from convscope.onnx_predict import EXTRA, METADATA_KEY, describe_inputs, run_session
 from convscope.probabilities import to_probabilities
 from convscope.runfolder import RunFolder, open_run
 from convscope.startup import filtered_stderr
@@ -303,8 +303,7 @@ def run_export(path: Path, export_format: ExportFormat, inputs: np.ndarray, labe
 def run_onnx(path: Path, inputs: np.ndarray) -> np.ndarray:
     import onnxruntime  # lazy: part of the export extra
 
-    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    return session.run(None, {session.get_inputs()[0].name: inputs})[0]
+    return run_session(onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"]), inputs)
 
 
 def run_litert(path: Path, inputs: np.ndarray) -> np.ndarray:
