@@ -301,12 +301,14 @@ def run_export(path: Path, export_format: ExportFormat, inputs: np.ndarray, labe
 
 
 def run_onnx(path: Path, inputs: np.ndarray) -> np.ndarray:
+    """onnxruntime on the CPU, batched as `convscope predict model.onnx` runs it."""
     import onnxruntime  # lazy: part of the export extra
 
     return run_session(onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"]), inputs)
 
 
 def run_litert(path: Path, inputs: np.ndarray) -> np.ndarray:
+    """The LiteRT interpreter (ai-edge-litert), all inputs in one batch."""
     from ai_edge_litert.interpreter import Interpreter  # lazy: part of the export extra
 
     interpreter = Interpreter(model_path=str(path))
@@ -319,6 +321,7 @@ def run_litert(path: Path, inputs: np.ndarray) -> np.ndarray:
 
 
 def run_savedmodel(path: Path, inputs: np.ndarray) -> np.ndarray:
+    """TensorFlow's SavedModel loader, through the ``serve`` endpoint Keras writes."""
     import tensorflow as tf  # lazy: loaded already by Keras, named here for the SavedModel API
 
     loaded = tf.saved_model.load(str(path))  # held: its functions need the object alive while they run
