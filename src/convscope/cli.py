@@ -9,6 +9,7 @@
     convscope compare 'runs/sweep-mnist/*'
     convscope predict runs/mnist-demo digit.png --json
     convscope view runs/mnist-demo
+    convscope export runs/mnist-demo --format onnx
 
 Exit codes: 0 success, 2 bad input (one line on stderr naming the file or value
 and the fix), 130 interrupted by Ctrl-C after saving a resumable state.
@@ -316,7 +317,19 @@ def command_predict(args) -> int:
 
     from convscope.predict import format_predictions, predict_images  # lazy: --help starts without TensorFlow
 
-    result = predict_images(args.run, args.images, top_k=args.top_k)
+    preparation = {"image_size": args.image_size, "color_mode": args.color_mode, "scale": args.scale, "class_names": args.class_names}
+    if Path(args.run).suffix == ".onnx":
+        from convscope.onnx_predict import predict_onnx  # lazy: needs onnxruntime, from the export extra
+
+        if args.image_size:
+            preparation["image_size"] = _parse_int_list(args.image_size, "--image-size")
+        if args.class_names:
+            preparation["class_names"] = [name.strip() for name in args.class_names.split(",")]
+        result = predict_onnx(args.run, args.images, top_k=args.top_k, **preparation)
+    elif given := [flag for flag, value in preparation.items() if value is not None]:
+        raise ConvscopeError(f"--{given[0].replace('_', '-')} is for an .onnx model; a run folder prepares images from its own data.json")
+    else:
+        result = predict_images(args.run, args.images, top_k=args.top_k)
     print(json.dumps(result.to_dict(), indent=2) if args.json else format_predictions(result))
     return 0
 
@@ -341,6 +354,14 @@ def command_view(args) -> int:
         serve_run(run_dir, host=args.host, port=args.port, on_ready=ready)
     except KeyboardInterrupt:
         pass  # Ctrl-C is how the viewer is stopped
+    return 0
+
+
+def command_export(args) -> int:
+    from convscope.export import export_run, format_export  # lazy: --help starts without TensorFlow
+
+    print(format_export(export_run(args.run, args.format, out=args.out)))
+    print(f"Recorded in {Path(args.run) / 'export.json'}; `convscope report {args.run}` shows it in report.html")
     return 0
 
 
@@ -418,16 +439,25 @@ def build_parser() -> argparse.ArgumentParser:
     add_data_flags(sub, defaults)
     add_train_flags(sub, defaults)
     add_output_flags(sub, defaults, "sweep folder name; running the same sweep again skips its finished runs (default: sweep-<dataset>)")
-    sub = add("predict", command_predict, "top-k classes of image files with a run's model")
-    sub.add_argument("run", help="run folder")
+    sub = add("predict", command_predict, "top-k classes of image files with a run's model or an exported .onnx file")
+    sub.add_argument("run", help="run folder, or an .onnx file (runs on onnxruntime, without TensorFlow)")
     sub.add_argument("images", nargs="+", help="PNG/JPEG files of any size, or folders (every image in them, sorted)")
     sub.add_argument("--top-k", type=int, default=3, help="classes shown per image (default: 3)")
     sub.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    group = sub.add_argument_group(".onnx only", "override how images are prepared (default: what `convscope export` stored in the file, else the run folder around it)")
+    group.add_argument("--image-size", help="H,W the model takes")
+    group.add_argument("--color-mode", choices=["grayscale", "rgb"], help="convert images to this mode")
+    group.add_argument("--scale", help="unit, centered or standard:MEAN,STD, as the model was trained")
+    group.add_argument("--class-names", help="comma-separated, in output order (default: 0, 1, ...)")
     sub = add("view", command_view, "live viewer in the browser: draw, upload or pick an image and watch every layer (a run folder, or a model file with --model)")
     add_import_flags(sub, defaults)
     sub.add_argument("--host", default="127.0.0.1", help="address to listen on; anything beyond 127.0.0.1 requires the printed token (default: 127.0.0.1)")
     sub.add_argument("--port", type=int, default=8000, help="port; 0 picks a free one (default: 8000)")
     sub.add_argument("--no-browser", action="store_true", help="print the URL without opening a browser")
+    sub = add("export", command_export, "export a run's model as ONNX, LiteRT or a SavedModel, verified against Keras")
+    sub.add_argument("run", help="run folder")
+    sub.add_argument("--format", default="onnx", help="onnx, litert or savedmodel (default: onnx)")
+    sub.add_argument("--out", help="file (a folder for savedmodel) to write (default: RUN/export/model.onnx, model.tflite or savedmodel)")
     add("models", command_models, "list the model zoo")
     add("datasets", command_datasets, "list the datasets and whether each is available here")
     return parser

@@ -43,23 +43,35 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temp path beside ``path``; on success it replaces ``path`` atomically.
 
     On any exception the temp file is removed and ``path`` is left as it was.
+    The temp path may also become a folder (a SavedModel): an old folder at
+    ``path`` is moved aside, the new one renamed into place, then the old one
+    deleted, so ``path`` holds one whole folder or the other, never a mix.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = _temp_name(path)
+    old = _temp_name(path)  # where an existing folder at path waits while the new one moves in
     try:
         yield tmp
         if tmp.is_file():
             with open(tmp, "rb+") as handle:
                 os.fsync(handle.fileno())
-        os.replace(tmp, path)
+        if tmp.is_dir() and path.is_dir():
+            os.replace(path, old)
+            try:
+                os.replace(tmp, path)
+            except BaseException:
+                os.replace(old, path)
+                raise
+        else:
+            os.replace(tmp, path)
         _fsync_dir(path.parent)
     finally:
-        if tmp.exists():
-            if tmp.is_dir():
-                shutil.rmtree(tmp, ignore_errors=True)
-            else:
-                tmp.unlink()
+        for leftover in (tmp, old):
+            if leftover.is_dir():
+                shutil.rmtree(leftover, ignore_errors=True)
+            elif leftover.exists():
+                leftover.unlink()
 
 
 def write_bytes(path: str | os.PathLike, data: bytes) -> Path:

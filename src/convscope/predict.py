@@ -54,7 +54,7 @@ class InputSpec:
 class PredictionResult:
     """Class probabilities of each image."""
 
-    run: Path
+    run: Path  # the run folder, or the .onnx file
     paths: list[Path]
     probabilities: np.ndarray  # (N, num_classes), rows sum to 1
     class_names: list[str]
@@ -67,9 +67,9 @@ class PredictionResult:
         return [(int(k), self.class_names[k], float(row[k])) for k in order]
 
     def to_dict(self) -> dict:
-        """JSON-ready: the run and, per image, its top classes with probabilities."""
+        """JSON-ready: the run (or the .onnx model) and, per image, its top classes with probabilities."""
         return {
-            "run": str(self.run),
+            "model" if self.run.suffix == ".onnx" else "run": str(self.run),
             "predictions": [
                 {
                     "image": str(path),
@@ -131,23 +131,25 @@ def read_input_spec(run: RunFolder, model) -> InputSpec:
             f"{run.path}: model.keras takes inputs {model_shape} but data.json says {input_shape}; "
             "the folder mixes files of two runs; train the run again"
         )
-    color_mode = _color_mode(run.path, input_shape, channels_first)
-    return InputSpec(_image_size(input_shape, channels_first), color_mode, channels_first, scaling, list(class_names))
+    color_mode = color_mode_of(run.path, input_shape, channels_first)
+    return InputSpec(image_size_of(input_shape, channels_first), color_mode, channels_first, scaling, list(class_names))
 
 
 def input_spec_from_dataset(dataset) -> InputSpec:
     """``read_input_spec`` for a model trained on a ``convscope.data.Dataset`` in memory (a notebook's model)."""
     shape = tuple(dataset.input_shape)
-    color_mode = _color_mode(f"dataset {dataset.name}", shape, dataset.channels_first)
-    return InputSpec(_image_size(shape, dataset.channels_first), color_mode, dataset.channels_first, dataset.scaling, list(dataset.class_names))
+    color_mode = color_mode_of(f"dataset {dataset.name}", shape, dataset.channels_first)
+    return InputSpec(image_size_of(shape, dataset.channels_first), color_mode, dataset.channels_first, dataset.scaling, list(dataset.class_names))
 
 
-def _image_size(input_shape: tuple, channels_first: bool) -> tuple[int, int]:
+def image_size_of(input_shape: tuple, channels_first: bool) -> tuple[int, int]:
+    """(height, width) of one image's input shape, channels first or last."""
     height, width = input_shape[1:3] if channels_first else input_shape[0:2]
     return int(height), int(width)
 
 
-def _color_mode(source, input_shape: tuple, channels_first: bool) -> str:
+def color_mode_of(source, input_shape: tuple, channels_first: bool) -> str:
+    """The colour mode ("grayscale" or "rgb") images must take for a model input shape; ``source`` names the model in errors."""
     if len(input_shape) != 3:
         raise ConvscopeError(f"{source}: the model takes inputs of shape {tuple(input_shape)}; predict needs an image model, (height, width, channels)")
     channels = int(input_shape[0] if channels_first else input_shape[-1])

@@ -12,6 +12,8 @@
       plots/*.png        figures
       report.html        the self-contained report
       tensorboard/       TensorBoard event logs (train/, validation/), with --tensorboard
+      export.json        one entry per export format: file, verification figures (convscope export)
+      export/            the exported files: model.onnx, model.tflite, savedmodel/
       .lock              held while a process writes the folder
 
 Every stage reads and writes this folder through a RunFolder, and nothing else
@@ -74,6 +76,8 @@ class RunFolder:
     lock_path = property(lambda self: self.path / ".lock")
     estimator_path = property(lambda self: self.path / "estimator.npz")  # a scikit-learn baseline's own arrays
     tensorboard_dir = property(lambda self: self.path / "tensorboard")  # Keras' TensorBoard callback writes here (--tensorboard)
+    exports_path = property(lambda self: self.path / "export.json")
+    export_dir = property(lambda self: self.path / "export")
 
     # ----------------------------------------------------------------------- state
 
@@ -262,6 +266,14 @@ class RunFolder:
             return None
         with np.load(self.predictions_path, allow_pickle=False) as archive:
             return {key: archive[key] for key in archive.files}
+
+    def read_exports(self) -> dict[str, dict]:
+        """export.json: format name -> its latest export's entry; empty when nothing was exported."""
+        return self.read_json(self.exports_path)
+
+    def record_export(self, entry: dict) -> None:
+        """Merge one export's entry (keyed by its "format") into export.json atomically."""
+        write_json(self.exports_path, {**self.read_exports(), entry["format"]: entry})
 
     # ----------------------------------------------------------------------- models and checkpoints
 

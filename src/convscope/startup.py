@@ -17,6 +17,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib.abc
 import importlib.util
 import os
@@ -63,21 +64,24 @@ class QuietLoader(importlib.abc.Loader):
         return self.loader.create_module(spec)
 
     def exec_module(self, module):
-        sys.stderr.flush()
-        saved = os.dup(2)
-        with tempfile.TemporaryFile() as captured:
-            os.dup2(captured.fileno(), 2)
-            try:
-                self.loader.exec_module(module)
-            finally:
-                sys.stderr.flush()
-                os.dup2(saved, 2)
-                os.close(saved)
-                captured.seek(0)
-                kept = [line for line in captured.read().splitlines(keepends=True) if not is_banner(line)]
-                if kept:
-                    os.write(2, b"".join(kept))
+        with filtered_stderr(BANNER_MARKERS):
+            self.loader.exec_module(module)
 
 
-def is_banner(line: bytes) -> bool:
-    return any(marker.encode() in line for marker in BANNER_MARKERS)
+@contextlib.contextmanager
+def filtered_stderr(markers: tuple[str, ...]):
+    """Capture file descriptor 2 (C++ libraries write there directly), then replay every line holding none of ``markers``."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as captured:
+        os.dup2(captured.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            captured.seek(0)
+            kept = [line for line in captured.read().splitlines(keepends=True) if not any(marker.encode() in line for marker in markers)]
+            if kept:
+                os.write(2, b"".join(kept))

@@ -81,6 +81,7 @@ class ReportSources:
     commands: list[tuple[str, str]] = field(default_factory=list)  # (what it does, command line)
     inspected_images: list[str] = field(default_factory=list)  # one caption per inspected image, in order
     inspection_note: str = ""  # why "Inside the network" has no figures
+    exports: dict = field(default_factory=dict)  # export.json layout: format -> verified export
 
 
 @dataclass
@@ -113,6 +114,7 @@ class ReportContent:
     inspection_note: str
     version: str
     built_at: str
+    exports: Table | None = None  # one row per verified export
 
 
 # --------------------------------------------------------------------------- entry points
@@ -186,6 +188,7 @@ def read_run_sources(run: RunFolder) -> ReportSources:
         commands=reproduce_commands(run, config, environment),
         inspected_images=describe_inspected_images(run, metrics),
         inspection_note="" if run.plots_dir.is_dir() else f"No figures yet: run `convscope inspect {run.path}`.",
+        exports=run.read_exports(),
     )
 
 
@@ -297,7 +300,19 @@ def compose_report(sources: ReportSources, built_at: str | None = None) -> Repor
         inspection_note=sources.inspection_note,
         version=__version__,
         built_at=built_at or build_time(),
+        exports=export_table(sources.exports),
     )
+
+
+def export_table(exports: dict) -> Table | None:
+    """One row per export in export.json: the file, its size, the runtime it was checked in and how it agreed with Keras."""
+    if not exports:
+        return None
+    rows = [
+        [name, entry["path"], f"{entry['bytes'] / 1e6:.2f} MB", entry["runtime"], str(entry["images"]), f"{entry['max_abs_difference']:.1e}" if entry["max_abs_difference"] else "0", f"{entry['top1_agreement']:.1%}"]
+        for name, entry in exports.items()
+    ]
+    return Table(["Format", "File", "Size", "Checked in", "Images", "Max abs difference", "Top-1 agreement"], rows, [False, False, True, False, True, True, True])
 
 
 def run_facts(sources: ReportSources) -> list[tuple[str, str]]:
