@@ -30,6 +30,8 @@ CONFIG_FLAGS = {
     "data_dir": ("data", "data_dir"),
     "scale": ("data", "scale"),
     "val_split": ("data", "val_split"),
+    "validation": ("data", "validation"),
+    "val_seed": ("data", "val_seed"),
     "val_first": ("data", "val_first"),
     "limit_train": ("data", "limit_train"),
     "image_size": ("data", "image_size"),
@@ -45,6 +47,7 @@ CONFIG_FLAGS = {
     "seed": ("train", "seed"),
     "reduce_lr": ("train", "reduce_lr"),
     "early_stop": ("train", "early_stop"),
+    "keep": ("train", "keep"),
     "preset": ("train", "preset"),
     "out": ("run", "out"),
     "name": ("run", "name"),
@@ -58,6 +61,8 @@ def add_data_flags(parser: argparse.ArgumentParser, defaults) -> None:
     group.add_argument("--data-dir", help="folder holding the dataset files (default: $CONVSCOPE_DATA/<dataset>, then the cache)")
     group.add_argument("--scale", choices=["unit", "minmax", "centered", "standard"], help=f"pixel scaling (default: {data.scale})")
     group.add_argument("--val-split", type=float, help=f"fraction of training images for validation, stratified (default: {data.val_split})")
+    group.add_argument("--validation", choices=["stratified", "random", "last", "test"], help=f"how --val-split is held out: per class, at random (scikit-learn's train_test_split), the last images (Keras' validation_split), or validate on the test set (leaks it into model selection; warned) (default: {data.validation})")
+    group.add_argument("--val-seed", type=int, help="seeds the stratified or random split (default: --seed)")
     group.add_argument("--val-first", type=int, help="use the first N training images as validation instead of --val-split")
     group.add_argument("--limit-train", type=int, help="keep only the first N training images")
     group.add_argument("--image-size", help="H,W to resize folder images to (default: size of the first image)")
@@ -74,7 +79,7 @@ def add_model_flags(parser: argparse.ArgumentParser, defaults) -> None:
 def add_train_flags(parser: argparse.ArgumentParser, defaults) -> None:
     group = parser.add_argument_group("training")
     train = defaults.train
-    group.add_argument("--preset", help="a named recipe, e.g. fast (flags still override it)")
+    group.add_argument("--preset", help="a named recipe: fast, or a lesson's run (`convscope lessons`); flags still override it")
     group.add_argument("--epochs", type=int, help=f"passes over the training set (default: {train.epochs})")
     group.add_argument("--batch-size", type=int, help=f"images per step (default: {train.batch_size})")
     group.add_argument("--optimizer", choices=["adam", "rmsprop", "sgd"], help=f"(default: {train.optimizer})")
@@ -83,6 +88,7 @@ def add_train_flags(parser: argparse.ArgumentParser, defaults) -> None:
     group.add_argument("--seed", type=int, help=f"seeds weights, shuffling, dropout, validation split (default: {train.seed})")
     group.add_argument("--reduce-lr", metavar="FACTOR,PATIENCE,MIN_LR", help="ReduceLROnPlateau on val_loss, e.g. 0.5,2,1e-5")
     group.add_argument("--early-stop", type=int, metavar="PATIENCE", help="stop after PATIENCE epochs without val_loss improving")
+    group.add_argument("--keep", choices=["best", "last"], help=f"weights that end training and are evaluated: best val_loss or the last epoch's (default: {train.keep})")
 
 
 def add_run_flags(parser: argparse.ArgumentParser, defaults) -> None:
@@ -185,6 +191,13 @@ def command_models(args) -> int:
     from convscope.models import format_models_table  # lazy: --help starts without TensorFlow
 
     print(format_models_table())
+    return 0
+
+
+def command_lessons(args) -> int:
+    from convscope.lessons import format_lessons_table  # lazy: plain data, but only this command needs it
+
+    print(format_lessons_table())
     return 0
 
 
@@ -316,6 +329,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--json", action="store_true", help="print JSON instead of a table")
     add("models", command_models, "list the model zoo")
     add("datasets", command_datasets, "list the datasets and whether each is available here")
+    add("lessons", command_lessons, "list the lessons' training runs and the preset that repeats each")
     return parser
 
 

@@ -105,18 +105,21 @@ def prepare_dataset(raw: RawImages, config: DataConfig, seed: int = 0) -> Datase
 
     Args:
         raw: images as a source delivered them.
-        config: scale, val_split, val_first, limit_train are used.
-        seed: seeds the stratified validation split.
+        config: scale, val_split, validation, val_seed, val_first, limit_train are used.
+        seed: seeds the stratified or random validation split unless config.val_seed is set.
 
     Returns:
         The Dataset.
     """
-    train_index, val_index, rule = split_validation(raw.y_train, config.val_split, config.val_first, config.limit_train, seed)
+    split_seed = seed if config.val_seed is None else config.val_seed
+    train_index, val_index, rule = split_validation(raw.y_train, config.val_split, config.val_first, config.limit_train, split_seed, config.validation)
     scaling = fit_scaling(config.scale, raw.x_train, train_index)
     channels_first = _image_data_format() == "channels_first"
     x_train = scaling.apply(raw.x_train, train_index, channels_first)
-    x_val = scaling.apply(raw.x_train, val_index, channels_first)
     x_test = scaling.apply(raw.x_test, None, channels_first)
+    on_test = config.validation == "test"  # the same array: validating on it costs no copy
+    x_val = x_test if on_test else scaling.apply(raw.x_train, val_index, channels_first)
+    y_val = raw.y_test.astype(np.int64) if on_test else raw.y_train[val_index]
     preprocessing = {
         "dataset": config.dataset,
         "source": raw.source,
@@ -126,7 +129,7 @@ def prepare_dataset(raw: RawImages, config: DataConfig, seed: int = 0) -> Datase
         **scaling.describe(),
         "fitted_on": f"the {len(train_index)} training images",
         "validation": rule,
-        "sizes": {"train": len(train_index), "val": len(val_index), "test": len(raw.x_test)},
+        "sizes": {"train": len(train_index), "val": len(y_val), "test": len(raw.x_test)},
         "image_data_format": "channels_first" if channels_first else "channels_last",
         "dtype": "float32 inputs, int64 labels",
     }
@@ -135,7 +138,7 @@ def prepare_dataset(raw: RawImages, config: DataConfig, seed: int = 0) -> Datase
         x_train=x_train,
         y_train=raw.y_train[train_index],
         x_val=x_val,
-        y_val=raw.y_train[val_index],
+        y_val=y_val,
         x_test=x_test,
         y_test=raw.y_test.astype(np.int64),
         class_names=list(raw.class_names),
