@@ -291,6 +291,17 @@ def compose_report(sources: ReportSources, built_at: str | None = None) -> Repor
     )
 
 
+def recipe_facts(config: dict) -> list[tuple[str, str]]:
+    """The preset, the validation set and the evaluated weights (configs older than these keys: the old behaviour)."""
+    data, train = config.get("data", {}), config.get("train", {})
+    facts = [("Preset", str(train["preset"]))] if train.get("preset") else []
+    if data.get("validation") == "test":
+        facts.append(("Validation", "the test set (--validation test): it leaks the test set into model selection, as two lessons did"))
+    keep = train.get("keep", "best")
+    facts.append(("Weights evaluated", "the last epoch's (--keep last)" if keep == "last" else "the epoch with the lowest validation loss (--keep best)"))
+    return facts
+
+
 def run_facts(sources: ReportSources) -> list[tuple[str, str]]:
     environment, metrics = sources.environment, sources.metrics
     facts = []
@@ -298,6 +309,7 @@ def run_facts(sources: ReportSources) -> list[tuple[str, str]]:
         facts.append(("Dataset", str(sources.config["data"]["dataset"])))
         facts.append(("Model", str(sources.config["model"]["name"])))
         facts.append(("Seed", str(sources.config["train"]["seed"])))
+        facts.extend(recipe_facts(sources.config))
     backend = environment.get("backend")
     if backend:
         facts.append(("Backend", f"Keras {environment.get('keras', '?')} on {backend} {environment.get(backend, '')}".strip()))
