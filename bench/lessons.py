@@ -79,6 +79,7 @@ def main() -> None:
     if unknown:
         sys.exit(f"unknown preset(s) {', '.join(unknown)}; expected some of {', '.join(MNIST_PRESETS)}")
     runs = {run.preset: run for run in LESSON_RUNS}
+    print(f"load average before: {' '.join(f'{value:.2f}' for value in os.getloadavg())} on {os.cpu_count()} cores", flush=True)
     rows = []
     with tempfile.TemporaryDirectory(prefix="convscope-lessons-") as out:
         for preset in chosen:
@@ -90,6 +91,7 @@ def main() -> None:
                 f"(kept epoch {measured['kept_epoch']} of {measured['epochs']}), {measured['wall_seconds']:.0f} s",
                 flush=True,
             )
+    print(f"load average after: {' '.join(f'{value:.2f}' for value in os.getloadavg())}")
     print()
     print(format_markdown(rows))
 

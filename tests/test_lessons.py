@@ -334,6 +334,18 @@ def test_validation_test_warns_and_the_report_says_so(tmp_path, capsys):
     assert "keep: last" in (run.path / "config.yaml").read_text()
 
 
+def test_training_facts_say_which_epoch_was_kept():
+    from convscope.html.facts import training_facts
+
+    metrics = {"epochs_run": 3, "best_epoch": 1, "best_val_loss": 0.5, "kept": "last", "kept_epoch": 3}
+    facts = dict(training_facts(metrics, {}))
+    assert facts["Kept in model.keras"] == "epoch 3, the last (--keep last)"
+    assert facts["Best epoch (by validation loss; not kept)"].startswith("epoch 1")
+    for same in ({**metrics, "kept": "best", "kept_epoch": 1}, {**metrics, "best_epoch": 3}):  # kept best, or the last was the best
+        facts = dict(training_facts(same, {}))
+        assert "Kept in model.keras" not in facts and facts["Best epoch (kept in model.keras)"].startswith(f"epoch {same['best_epoch']}")
+
+
 def test_report_facts_of_an_old_config_keep_the_old_behaviour():
     from convscope.html.report import recipe_facts
 

@@ -60,7 +60,7 @@ def add_data_flags(parser: argparse.ArgumentParser, defaults) -> None:
     group.add_argument("--dataset", help=f"mnist-sample, mnist, fashion-mnist, kmnist, cifar10, digits, npz:PATH, folder:PATH (default: {data.dataset})")
     group.add_argument("--data-dir", help="folder holding the dataset files (default: $CONVSCOPE_DATA/<dataset>, then the cache)")
     group.add_argument("--scale", choices=["unit", "minmax", "centered", "standard"], help=f"pixel scaling (default: {data.scale})")
-    group.add_argument("--val-split", type=float, help=f"fraction of training images for validation, stratified (default: {data.val_split})")
+    group.add_argument("--val-split", type=float, help=f"fraction of training images for validation, held out as --validation says (default: {data.val_split})")
     group.add_argument("--validation", choices=["stratified", "random", "last", "test"], help=f"how --val-split is held out: per class, at random (scikit-learn's train_test_split), the last images (Keras' validation_split), or validate on the test set (leaks it into model selection; warned) (default: {data.validation})")
     group.add_argument("--val-seed", type=int, help="seeds the stratified or random split (default: --seed)")
     group.add_argument("--val-first", type=int, help="use the first N training images as validation instead of --val-split")
