@@ -5,7 +5,9 @@
     python bench/lessons.py --data-dir /path/to/mnist --seed 1
 
 Each run is ``convscope.train.train`` on the config that
-``convscope train --preset P --dataset mnist --data-dir DIR --seed S`` resolves,
+``convscope train --preset P --data-dir DIR --seed S`` resolves (the two
+scikit-learn presets: ``convscope baseline --preset P ...``, through
+``pipeline.train_baseline``),
 one after another in one process, each into a temporary run folder. Reported
 per preset: the test accuracy the lesson printed, convscope's test accuracy of
 the weights the preset keeps (the lesson's), the epoch those weights come from,
@@ -26,8 +28,10 @@ from pathlib import Path
 
 import convscope  # noqa: F401  (sets the Keras backend before keras is imported)
 
-from convscope.config import resolve_config
+from convscope.baseline import baseline_config
+from convscope.config import is_baseline_name, resolve_config
 from convscope.lessons import LESSON_RUNS
+from convscope.pipeline import train_baseline
 from convscope.train import train
 
 MNIST_PRESETS = [run.preset for run in LESSON_RUNS if run.settings["data"]["dataset"] == "mnist"]
@@ -45,11 +49,11 @@ def run_preset(preset: str, seed: int, data_dir: str, out: str) -> dict:
         "run": {"out": out, "name": f"{preset}-seed{seed}"},
     })
     started = time.perf_counter()
-    result = train(config)
+    result = train_baseline(baseline_config(config)) if is_baseline_name(config.model.name) else train(config)
     return {
         "wall_seconds": time.perf_counter() - started,
         "test_accuracy": result.metrics["test_accuracy"],
-        "kept_epoch": result.metrics["kept_epoch"],
+        "kept_epoch": result.metrics.get("kept_epoch", result.metrics.get("best_epoch") or result.metrics.get("epochs_run")),
         "epochs": result.metrics["epochs_run"],
         "model": config.model.name,
     }

@@ -139,9 +139,50 @@ def describe_layer(layer) -> tuple:
     return (kind, tuple(layer.output.shape[1:]), layer.count_params(), settings)
 
 
+# The neural-networks lesson's scikit-learn MLPs: hidden layers, parameters (784*16+16 + 16*16+16 + 16*10+10;
+# 784*40+40 + 40*10+10), early_stopping, max_iter, as its MLPClassifier(...) calls and defaults give them.
+LESSON_SKLEARN = {
+    "nn-lesson-sklearn-16x16": ((16, 16), 13_002, False, 50),
+    "nn-lesson-sklearn-40": ((40,), 31_810, True, 200),
+}
+
+
 def test_every_lesson_preset_has_an_expected_layer_list():
-    assert set(LESSON_LAYERS) == set(LESSON_PRESETS)
+    assert set(LESSON_LAYERS) | set(LESSON_SKLEARN) == set(LESSON_PRESETS)
     assert set(LESSON_PRESETS) <= set(PRESETS)
+
+
+@pytest.mark.parametrize("preset", sorted(LESSON_SKLEARN))
+def test_sklearn_preset_is_the_lessons_mlpclassifier(preset):
+    from convscope.baseline import baseline_config, create_estimator, parse_baseline_name
+
+    hidden, total, early_stopping, max_iter = LESSON_SKLEARN[preset]
+    config = baseline_config(resolve_config(overrides={"train": {"preset": preset}}))
+    spec = parse_baseline_name(config.model.name)
+    assert spec.hidden_layer_sizes == hidden and find_lesson_run(preset).params == total
+    sizes = [784, *hidden, 10]
+    assert sum(n_in * n_out + n_out for n_in, n_out in zip(sizes, sizes[1:])) == total
+    params = create_estimator(spec, config).get_params()
+    assert (params["early_stopping"], params["max_iter"], params["batch_size"], params["learning_rate_init"]) == (early_stopping, max_iter, 200, 1e-3)
+    assert params["n_iter_no_change"] == 10 and config.data.test_split == 0.2 and config.train.preset == preset
+
+
+def test_train_refuses_a_sklearn_preset_naming_the_command(tmp_path, capsys):
+    assert main(["train", "--preset", "nn-lesson-sklearn-40", "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "run `convscope baseline --preset nn-lesson-sklearn-40` instead" in err and err.count("\n") == 1
+    assert not any(tmp_path.iterdir())
+
+
+@pytest.mark.slow
+def test_sklearn_preset_runs_as_a_baseline_on_openmls_80_20(tmp_path):
+    code = main(["baseline", "--preset", "nn-lesson-sklearn-16x16", "--dataset", "mnist-sample", "--epochs", "2", "--out", str(tmp_path), "--name", "mlp"])
+    assert code == 0
+    environment = json.loads((tmp_path / "mlp" / "environment.json").read_text())
+    assert environment["estimator"]["params"]["early_stopping"] is False
+    data = json.loads((tmp_path / "mlp" / "data.json").read_text())
+    assert data["preprocessing"]["sizes"] == {"train": 5600, "val": 0, "test": 1400}
+    assert "pooled" in data["preprocessing"]["test_split"]
 
 
 @pytest.mark.parametrize("preset", sorted(LESSON_LAYERS))
@@ -162,7 +203,7 @@ def test_lesson_presets_fix_the_recipe_not_convscope_defaults():
     for run in LESSON_RUNS:
         config = resolve_config(overrides={"train": {"preset": run.preset}})
         assert config.train.schedule == "constant" and config.train.learning_rate == 1e-3, run.preset
-        assert config.train.early_stop == 0, run.preset
+        assert config.train.early_stop == (10 if run.preset == "nn-lesson-sklearn-40" else 0), run.preset  # MLPClassifier's n_iter_no_change
         assert config.data.dataset in ("mnist", "cifar10"), run.preset
     ex5 = resolve_config(overrides={"train": {"preset": "ex5-conv"}})
     assert (ex5.data.scale, ex5.data.validation, ex5.data.val_split, ex5.data.val_seed) == ("minmax", "random", 0.3, 1338)
@@ -220,6 +261,20 @@ def test_last_split_is_keras_validation_split():
     split_at = int(1005 * 0.9)  # Keras: x[:split_at] trains, x[split_at:] validates
     assert np.array_equal(train_index, np.arange(split_at)) and np.array_equal(val_index, np.arange(split_at, 1005))
     assert "last" in rule
+
+
+def test_test_split_pools_training_and_test_images_as_train_test_split():
+    from sklearn.model_selection import train_test_split
+
+    from convscope.data import load_dataset
+
+    whole = load_dataset("mnist-sample", val_split=0)
+    pooled = load_dataset("mnist-sample", val_split=0, test_split=0.2, val_seed=3)
+    all_x = np.concatenate([whole.x_train, whole.x_test])
+    kept, held = train_test_split(np.arange(len(all_x)), test_size=0.2, random_state=3)
+    np.testing.assert_array_equal(pooled.x_test, all_x[np.sort(held)])
+    np.testing.assert_array_equal(pooled.x_train, all_x[np.sort(kept)])
+    assert (len(pooled.y_train), len(pooled.y_test)) == (5600, 1400)
 
 
 def test_validation_on_the_test_set_uses_the_test_images(small_data):

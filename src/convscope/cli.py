@@ -315,6 +315,7 @@ def build_parser() -> argparse.ArgumentParser:
     group.add_argument("--hidden-layers", help="MLP hidden layer sizes; the lesson's presets are 16,16 and 40 (default: 16,16)")
     group.add_argument("--epochs", type=int, help="max_iter: MLP epochs (early stopping usually ends sooner) or solver iterations (default: scikit-learn's, 200 / 100)")
     group.add_argument("--seed", type=int, help="random_state: initial weights, shuffling, early-stopping split (default: 0)")
+    group.add_argument("--preset", help="a lesson's scikit-learn run: nn-lesson-sklearn-16x16 or nn-lesson-sklearn-40 (`convscope lessons`)")
     add_data_flags(sub, defaults)
     add_output_flags(sub, defaults, "run folder name (default: <dataset>-<baseline>-<time>)")
     sub = add("sweep", command_sweep, "train several models in turn into <out>/<name>/<model>, then compare them")

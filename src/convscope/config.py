@@ -47,6 +47,7 @@ class DataConfig:
     validation: str = "stratified"  # stratified: val_split per class; random: scikit-learn's train_test_split; last: Keras' validation_split; test: the test set (leaks it into model selection)
     val_seed: int | None = None  # seeds the stratified or random split; None: train.seed
     val_first: int = 0  # if > 0: the first N training images are the validation set (overrides val_split)
+    test_split: float = 0.0  # if > 0: pool training and test images, hold out this random fraction as the test set (openml's mnist_784 + train_test_split); seeded like val_seed
     limit_train: int = 0  # if > 0: keep only the first N training images (after the validation split)
     image_size: tuple[int, int] | None = None  # (height, width) for folder images; None: size of the first image
     color_mode: str | None = None  # grayscale or rgb for folder images; None: decided by the first image
@@ -196,6 +197,7 @@ def validate(config: Config, source: str = "config") -> None:
         (0.0 <= config.data.val_split < 1.0, f"data.val_split={config.data.val_split}; expected 0 <= value < 1"),
         (config.data.validation in VALIDATIONS, f"data.validation={config.data.validation!r}; expected one of {', '.join(VALIDATIONS)}"),
         (config.data.validation != "test" or config.data.val_first == 0, f"data.validation=test with data.val_first={config.data.val_first}; the test set is the validation set, so drop val_first"),
+        (0.0 <= config.data.test_split < 1.0, f"data.test_split={config.data.test_split}; expected 0 (the source's own test set) or a fraction below 1"),
         (config.data.val_first >= 0, f"data.val_first={config.data.val_first}; expected 0 or more"),
         (config.data.limit_train >= 0, f"data.limit_train={config.data.limit_train}; expected 0 or more"),
         (config.data.image_size is None or min(config.data.image_size) > 0, f"data.image_size={config.data.image_size}; expected two positive sizes H,W"),

@@ -42,7 +42,7 @@ from dataclasses import dataclass, field
 import keras
 import numpy as np
 
-from convscope.config import Config
+from convscope.config import Config, is_baseline_name
 from convscope.data import load_dataset
 from convscope.errors import ConvscopeError, TrainingInterrupted
 from convscope.evaluate import EvaluationResult, evaluate
@@ -155,6 +155,12 @@ def prepare_training(config: Config, model=None, dataset=None, resume: bool = Fa
         (config copy with its run name, model or None when a resume takes it from the checkpoint, dataset).
     """
     config = with_run_name(copy.deepcopy(config))
+    if model is None and is_baseline_name(config.model.name):
+        preset = f" --preset {config.train.preset}" if config.train.preset else ""
+        raise ConvscopeError(
+            f"model {config.model.name!r} is a scikit-learn baseline, which `convscope train` and `run` do not fit; "
+            f"run `convscope baseline{preset}` instead"
+        )
     if dataset is None:
         dataset = load_dataset(config.data, seed=config.train.seed)
     if len(dataset.y_train) == 0:
