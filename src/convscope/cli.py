@@ -33,6 +33,7 @@ CONFIG_FLAGS = {
     "validation": ("data", "validation"),
     "val_seed": ("data", "val_seed"),
     "val_first": ("data", "val_first"),
+    "test_split": ("data", "test_split"),
     "limit_train": ("data", "limit_train"),
     "image_size": ("data", "image_size"),
     "color_mode": ("data", "color_mode"),
@@ -64,6 +65,7 @@ def add_data_flags(parser: argparse.ArgumentParser, defaults) -> None:
     group.add_argument("--validation", choices=["stratified", "random", "last", "test"], help=f"how --val-split is held out: per class, at random (scikit-learn's train_test_split), the last images (Keras' validation_split), or validate on the test set (leaks it into model selection; warned) (default: {data.validation})")
     group.add_argument("--val-seed", type=int, help="seeds the stratified or random split (default: --seed)")
     group.add_argument("--val-first", type=int, help="use the first N training images as validation instead of --val-split")
+    group.add_argument("--test-split", type=float, help="pool training and test images and hold out this random fraction as the test set, as openml's mnist_784 with train_test_split (default: the source's own test set)")
     group.add_argument("--limit-train", type=int, help="keep only the first N training images")
     group.add_argument("--image-size", help="H,W to resize folder images to (default: size of the first image)")
     group.add_argument("--color-mode", choices=["grayscale", "rgb"], help="convert folder images to this mode (default: mode of the first image)")
