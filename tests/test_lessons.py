@@ -456,3 +456,25 @@ def test_cifar_preset_trains_on_a_small_cifar_file(preset, flags, tmp_path):
         assert '"train": 180' in sizes and '"val": 20' in sizes and "(x - 128) / 128" in sizes
     else:
         assert '"train": 180' in sizes and '"val": 20' in sizes and "x / 255" in sizes
+
+
+@pytest.mark.slow
+def test_keep_last_survives_a_resume(tmp_path):
+    import dataclasses
+
+    from convscope.config import Config
+    from convscope.train import train
+
+    def config_for(name: str, epochs: int) -> Config:
+        config = Config()
+        config.model.name = "mlp_16x16"
+        config.train = dataclasses.replace(config.train, epochs=epochs, batch_size=32, schedule="constant", learning_rate=1e-2, keep="last")
+        config.run.out, config.run.name = str(tmp_path), name
+        return config
+
+    whole = train(config_for("whole", 2), dataset=reversed_validation_dataset())
+    train(config_for("halves", 1), dataset=reversed_validation_dataset())
+    resumed = train(config_for("halves", 2), dataset=reversed_validation_dataset(), resume=True)
+    assert resumed.metrics["best_epoch"] == 1 and resumed.metrics["kept_epoch"] == 2
+    for expected, actual in zip(whole.model.get_weights(), resumed.model.get_weights()):
+        np.testing.assert_array_equal(actual, expected)
