@@ -13,13 +13,16 @@ from convscope.models import MODELS, create_model, ensure_built, format_models_t
 # Totals the lessons printed with model.summary() for 10 classes.
 REFERENCE_PARAMS = {
     "mlp_512": 669_706,
+    "mlp_512_nodropout": 669_706,
     "mlp_16x16": 13_002,
     "cnn_single": 216_650,
     "cnn_dropout": 2_770_634,
     "cnn_2conv": 1_199_882,
     "cnn_pool_dense64": 220_234,
     "cnn_small": 54_410,
+    "cnn_small_dropout": 54_410,
     "mnist_convnet": 34_826,
+    "mnist_convnet_dropout02": 34_826,
     "mnist_fast": 109_066,  # not a lesson's: the fast preset's model
     "cifar_cnn": 541_094,
     "cifar_elu": 73_498,

@@ -5,13 +5,17 @@ import json
 import pytest
 
 from convscope.cli import main
-from convscope.config import PRESETS, config_from_dict, resolve_config
+from convscope.baseline import parse_baseline_name
+from convscope.config import PRESETS, config_from_dict, is_baseline_name, resolve_config
 from convscope.models import create_model, list_models
 
 
 @pytest.mark.parametrize("name", sorted(PRESETS))
 def test_preset_is_a_valid_config_with_a_registered_model(name):
     config = config_from_dict(PRESETS[name], source=f"preset {name}")
+    if is_baseline_name(config.model.name):  # a lesson's scikit-learn MLP (`convscope baseline --preset`)
+        assert parse_baseline_name(config.model.name).kind == "mlp"
+        return
     assert config.model.name in {info.name for info in list_models()}
     model = create_model(config.model.name, (28, 28, 1), 10)
     assert model.output_shape == (None, 10)

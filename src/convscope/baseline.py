@@ -52,6 +52,7 @@ from convscope.config import BASELINE_PREFIX as PREFIX
 from convscope.config import Config
 from convscope.data import load_dataset
 from convscope.errors import ConvscopeError
+from convscope.lessons import LESSON_PRESETS
 from convscope.evaluate import EvaluationResult, compute_accuracy, compute_loss, evaluate_predictions
 from convscope.fileio import write_npz
 from convscope.runfolder import HISTORY_COLUMNS, RunFolder, describe_environment, with_run_name
@@ -141,6 +142,11 @@ def baseline_config(config: Config, max_iter: int | None = None) -> Config:
     spec = parse_baseline_name(config.model.name)
     config = copy.deepcopy(config)
     train = config.train
+    if spec.kind == "mlp" and train.preset in LESSON_PRESETS:
+        # A lesson's MLPClassifier: its max_iter and early stopping (or none) come from the preset.
+        train.epochs = max_iter or train.epochs
+        train.reduce_lr, train.schedule = None, "constant"
+        return config
     train.preset, train.reduce_lr, train.schedule = None, None, "constant"
     if spec.kind == "mlp":
         train.epochs = max_iter or MLP_MAX_ITER
@@ -161,11 +167,11 @@ def create_estimator(spec: BaselineSpec, config: Config):
 
         return MLPClassifier(
             hidden_layer_sizes=spec.hidden_layer_sizes,
-            early_stopping=True,
+            early_stopping=config.train.early_stop > 0,  # 0: a lesson preset's MLP that runs all max_iter epochs
             max_iter=config.train.epochs,
             batch_size=config.train.batch_size,
             learning_rate_init=config.train.learning_rate,
-            n_iter_no_change=config.train.early_stop,
+            n_iter_no_change=config.train.early_stop or MLP_PATIENCE,
             random_state=config.train.seed,
         )
     from sklearn.linear_model import LogisticRegression

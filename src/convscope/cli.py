@@ -33,7 +33,10 @@ CONFIG_FLAGS = {
     "data_dir": ("data", "data_dir"),
     "scale": ("data", "scale"),
     "val_split": ("data", "val_split"),
+    "validation": ("data", "validation"),
+    "val_seed": ("data", "val_seed"),
     "val_first": ("data", "val_first"),
+    "test_split": ("data", "test_split"),
     "limit_train": ("data", "limit_train"),
     "image_size": ("data", "image_size"),
     "color_mode": ("data", "color_mode"),
@@ -49,6 +52,7 @@ CONFIG_FLAGS = {
     "seed": ("train", "seed"),
     "reduce_lr": ("train", "reduce_lr"),
     "early_stop": ("train", "early_stop"),
+    "keep": ("train", "keep"),
     "preset": ("train", "preset"),
     "tensorboard": ("train", "tensorboard"),
     "out": ("run", "out"),
@@ -62,8 +66,11 @@ def add_data_flags(parser: argparse.ArgumentParser, defaults) -> None:
     group.add_argument("--dataset", help=f"mnist-sample, mnist, fashion-mnist, kmnist, cifar10, digits, npz:PATH, folder:PATH (default: {data.dataset})")
     group.add_argument("--data-dir", help="folder holding the dataset files (default: $CONVSCOPE_DATA/<dataset>, then the cache)")
     group.add_argument("--scale", choices=["unit", "minmax", "centered", "standard"], help=f"pixel scaling (default: {data.scale})")
-    group.add_argument("--val-split", type=float, help=f"fraction of training images for validation, stratified (default: {data.val_split})")
+    group.add_argument("--val-split", type=float, help=f"fraction of training images for validation, held out as --validation says (default: {data.val_split})")
+    group.add_argument("--validation", choices=["stratified", "random", "last", "test"], help=f"how --val-split is held out: per class, at random (scikit-learn's train_test_split), the last images (Keras' validation_split), or validate on the test set (leaks it into model selection; warned) (default: {data.validation})")
+    group.add_argument("--val-seed", type=int, help="seeds the stratified or random split (default: --seed)")
     group.add_argument("--val-first", type=int, help="use the first N training images as validation instead of --val-split")
+    group.add_argument("--test-split", type=float, help="pool training and test images and hold out this random fraction as the test set, as openml's mnist_784 with train_test_split (default: the source's own test set)")
     group.add_argument("--limit-train", type=int, help="keep only the first N training images")
     group.add_argument("--image-size", help="H,W to resize folder images to (default: size of the first image)")
     group.add_argument("--color-mode", choices=["grayscale", "rgb"], help="convert folder images to this mode (default: mode of the first image)")
@@ -95,7 +102,7 @@ def add_import_flags(parser: argparse.ArgumentParser, defaults) -> None:
 def add_train_flags(parser: argparse.ArgumentParser, defaults) -> None:
     group = parser.add_argument_group("training")
     train = defaults.train
-    group.add_argument("--preset", help="a named recipe, e.g. fast (flags still override it)")
+    group.add_argument("--preset", help="a named recipe: fast, or a lesson's run (`convscope lessons`); flags still override it")
     group.add_argument("--epochs", type=int, help=f"passes over the training set (default: {train.epochs})")
     group.add_argument("--batch-size", type=int, help=f"images per step (default: {train.batch_size})")
     group.add_argument("--optimizer", choices=["adam", "rmsprop", "sgd"], help=f"(default: {train.optimizer})")
@@ -105,6 +112,7 @@ def add_train_flags(parser: argparse.ArgumentParser, defaults) -> None:
     group.add_argument("--reduce-lr", metavar="FACTOR,PATIENCE,MIN_LR", help="ReduceLROnPlateau on val_loss, e.g. 0.5,2,1e-5")
     group.add_argument("--early-stop", type=int, metavar="PATIENCE", help="stop after PATIENCE epochs without val_loss improving")
     group.add_argument("--tensorboard", action="store_const", const=True, help="write TensorBoard event logs into <run>/tensorboard/ (tensorboard --logdir runs)")
+    group.add_argument("--keep", choices=["best", "last"], help=f"weights that end training and are evaluated: best val_loss or the last epoch's (default: {train.keep})")
 
 
 def add_run_flags(parser: argparse.ArgumentParser, defaults) -> None:
@@ -272,6 +280,13 @@ def command_models(args) -> int:
     return 0
 
 
+def command_lessons(args) -> int:
+    from convscope.lessons import format_lessons_table  # lazy: plain data, but only this command needs it
+
+    print(format_lessons_table())
+    return 0
+
+
 def command_datasets(args) -> int:
     from convscope.data import format_datasets_table  # lazy: --help starts without TensorFlow
 
@@ -432,6 +447,7 @@ def build_parser() -> argparse.ArgumentParser:
     group.add_argument("--hidden-layers", help="MLP hidden layer sizes; the lesson's presets are 16,16 and 40 (default: 16,16)")
     group.add_argument("--epochs", type=int, help="max_iter: MLP epochs (early stopping usually ends sooner) or solver iterations (default: scikit-learn's, 200 / 100)")
     group.add_argument("--seed", type=int, help="random_state: initial weights, shuffling, early-stopping split (default: 0)")
+    group.add_argument("--preset", help="a lesson's scikit-learn run: nn-lesson-sklearn-16x16 or nn-lesson-sklearn-40 (`convscope lessons`)")
     add_data_flags(sub, defaults)
     add_output_flags(sub, defaults, "run folder name (default: <dataset>-<baseline>-<time>)")
     sub = add("sweep", command_sweep, "train several models in turn into <out>/<name>/<model>, then compare them")
@@ -460,6 +476,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--out", help="file (a folder for savedmodel) to write (default: RUN/export/model.onnx, model.tflite or savedmodel)")
     add("models", command_models, "list the model zoo")
     add("datasets", command_datasets, "list the datasets and whether each is available here")
+    add("lessons", command_lessons, "list the lessons' training runs and the preset that repeats each")
     return parser
 
 

@@ -26,11 +26,14 @@ import yaml
 
 from convscope.errors import ConvscopeError
 from convscope.fileio import write_text
+from convscope.lessons import LESSON_PRESETS
 
 SCALES = ("unit", "minmax", "centered", "standard")
 COLOR_MODES = ("grayscale", "rgb")
 OPTIMIZERS = ("adam", "rmsprop", "sgd")
 SCHEDULES = ("constant", "onecycle")
+VALIDATIONS = ("stratified", "random", "last", "test")
+KEEPS = ("best", "last")
 
 
 @dataclass
@@ -40,8 +43,11 @@ class DataConfig:
     dataset: str = "mnist-sample"  # name from `convscope datasets`, or npz:PATH, folder:PATH
     data_dir: str | None = None  # folder holding the dataset's files; None: $CONVSCOPE_DATA, then the cache
     scale: str = "unit"  # unit: x/255; minmax: per-pixel, fitted on train; centered: (x-128)/128; standard: mean/std of train
-    val_split: float = 0.1  # fraction of training images held out for validation, stratified and seeded
+    val_split: float = 0.1  # fraction of training images held out for validation (how: see validation)
+    validation: str = "stratified"  # stratified: val_split per class; random: scikit-learn's train_test_split; last: Keras' validation_split; test: the test set (leaks it into model selection)
+    val_seed: int | None = None  # seeds the stratified or random split; None: train.seed
     val_first: int = 0  # if > 0: the first N training images are the validation set (overrides val_split)
+    test_split: float = 0.0  # if > 0: pool training and test images, hold out this random fraction as the test set (openml's mnist_784 + train_test_split); seeded like val_seed
     limit_train: int = 0  # if > 0: keep only the first N training images (after the validation split)
     image_size: tuple[int, int] | None = None  # (height, width) for folder images; None: size of the first image
     color_mode: str | None = None  # grayscale or rgb for folder images; None: decided by the first image
@@ -84,6 +90,7 @@ class TrainConfig:
     seed: int = 0  # seeds weights, shuffling, dropout and the validation split
     reduce_lr: tuple[float, int, float] | None = None  # (factor, patience, min_lr) for ReduceLROnPlateau on val_loss
     early_stop: int = 0  # if > 0: stop after this many epochs without val_loss improving
+    keep: str = "best"  # which weights end training and are evaluated: best (lowest val_loss) or last (the last epoch's)
     preset: str | None = None  # a named recipe (see config.PRESETS) applied before flags
     tensorboard: bool = False  # write TensorBoard event logs (loss, accuracy, learning rate per epoch) into <run>/tensorboard/
 
@@ -190,6 +197,9 @@ def validate(config: Config, source: str = "config") -> None:
         (config.data.scale in SCALES, f"data.scale={config.data.scale!r}; expected one of {', '.join(SCALES)}"),
         (config.data.color_mode in (None, *COLOR_MODES), f"data.color_mode={config.data.color_mode!r}; expected grayscale or rgb"),
         (0.0 <= config.data.val_split < 1.0, f"data.val_split={config.data.val_split}; expected 0 <= value < 1"),
+        (config.data.validation in VALIDATIONS, f"data.validation={config.data.validation!r}; expected one of {', '.join(VALIDATIONS)}"),
+        (config.data.validation != "test" or config.data.val_first == 0, f"data.validation=test with data.val_first={config.data.val_first}; the test set is the validation set, so drop val_first"),
+        (0.0 <= config.data.test_split < 1.0, f"data.test_split={config.data.test_split}; expected 0 (the source's own test set) or a fraction below 1"),
         (config.data.val_first >= 0, f"data.val_first={config.data.val_first}; expected 0 or more"),
         (config.data.limit_train >= 0, f"data.limit_train={config.data.limit_train}; expected 0 or more"),
         (config.data.image_size is None or min(config.data.image_size) > 0, f"data.image_size={config.data.image_size}; expected two positive sizes H,W"),
@@ -200,6 +210,7 @@ def validate(config: Config, source: str = "config") -> None:
         (config.train.learning_rate > 0, f"train.learning_rate={config.train.learning_rate}; expected a positive number"),
         (config.train.reduce_lr is None or config.train.schedule == "constant", "train.reduce_lr needs train.schedule constant (a schedule already sets every step's rate); drop one of them"),
         (config.train.early_stop >= 0, f"train.early_stop={config.train.early_stop}; expected 0 (off) or a patience in epochs"),
+        (config.train.keep in KEEPS, f"train.keep={config.train.keep!r}; expected best or last"),
     ]
     for ok, message in checks:
         if not ok:
@@ -227,6 +238,8 @@ PRESETS: dict[str, dict] = {
         "train": {"epochs": 2, "batch_size": 125, "optimizer": "adam", "learning_rate": 1e-2, "schedule": "onecycle"},
     },
 }
+# One preset per lesson run (convscope.lessons; `convscope lessons` lists them).
+PRESETS.update(LESSON_PRESETS)
 
 
 def resolve_config(config_path: str | Path | None = None, overrides: dict | None = None) -> Config:

@@ -36,12 +36,13 @@ import math
 import signal
 import threading
 import time
+import warnings
 from dataclasses import dataclass, field
 
 import keras
 import numpy as np
 
-from convscope.config import Config
+from convscope.config import Config, is_baseline_name
 from convscope.data import load_dataset
 from convscope.errors import ConvscopeError, TrainingInterrupted
 from convscope.evaluate import EvaluationResult, evaluate
@@ -107,7 +108,7 @@ class Training:
     dataset: object
     state: LoopState
     history: dict[str, list]  # one list per history.csv column
-    best_weights: list  # the kept weights, restored at the end
+    best_weights: list  # the kept weights (best val_loss, or the last epoch's with keep last), restored at the end
     fingerprint: dict  # what a resume must match
     steps_per_epoch: int
 
@@ -161,6 +162,12 @@ def prepare_training(config: Config, model=None, dataset=None, resume: bool = Fa
         (config copy with its run name, model or None when a resume takes it from the checkpoint, dataset).
     """
     config = with_run_name(copy.deepcopy(config))
+    if model is None and is_baseline_name(config.model.name):
+        preset = f" --preset {config.train.preset}" if config.train.preset else ""
+        raise ConvscopeError(
+            f"model {config.model.name!r} is a scikit-learn baseline, which `convscope train` and `run` do not fit; "
+            f"run `convscope baseline{preset}` instead"
+        )
     if dataset is None:
         dataset = load_dataset(config.data, seed=config.train.seed)
     if len(dataset.y_train) == 0:
@@ -168,11 +175,28 @@ def prepare_training(config: Config, model=None, dataset=None, resume: bool = Fa
     seed_everything(config.train.seed)
     if model is not None:
         config.model.name = f"python:{model.name}"  # built in Python: config.yaml can name it, not rebuild it
+    if config.data.validation == "test":
+        warnings.warn(validation_on_test_warning(config), stacklevel=2)
     if model is not None or not resume:  # a resumed run takes its model from the checkpoint
         model = create_model(model if model is not None else config.model.name, dataset.input_shape, dataset.num_classes)
         if config.model.weights:  # e.g. a lesson's checkpoint, trained further
             load_weights(model, config.model.weights)
     return config, model, dataset
+
+
+def validation_on_test_warning(config: Config) -> str:
+    """Why validating on the test set makes the test accuracy optimistic, for this run's settings."""
+    uses = [
+        *(["--keep best picks the kept epoch by it"] if config.train.keep == "best" else []),
+        *(["--reduce-lr cuts the rate by it"] if config.train.reduce_lr is not None else []),
+        *(["--early-stop stops by it"] if config.train.early_stop else []),
+    ]
+    how = ", ".join(uses) if uses else "here it only reports, but settings chosen by watching it are chosen on the test set"
+    return (
+        f"validating on the test set (--validation test) leaks it into model selection ({how}); "
+        "the test accuracy is then no measure on unseen images. The lessons did this; "
+        "--validation stratified holds out training images instead"
+    )
 
 
 def train_in_folder(run: RunFolder, config: Config, model, dataset, resume: bool = False) -> TrainResult:
@@ -302,10 +326,12 @@ def finish_epoch(training: Training, row: dict) -> None:
     improved = value < state.best_value
     if improved:
         state.best_value, state.best_epoch = value, epoch
+    kept = improved or training.config.train.keep == "last"
+    if kept:
         training.best_weights = weights
     update_callbacks(training.model, training.config, state, value, improved)
     state.epoch = epoch
-    if improved:  # before the checkpoint: a resume never sees a best epoch newer than model.keras
+    if kept:  # before the checkpoint: a resume never sees a kept epoch newer than model.keras
         training.run.save_model(training.model)
     training.run.save_checkpoint(training.model, {**dataclasses.asdict(state), "fingerprint": training.fingerprint, "history": training.history})
     training.run.write_history(training.history)
@@ -455,6 +481,7 @@ def fingerprint(config: Config, dataset) -> dict:
         # One-cycle spreads its schedule over all epochs; more epochs would run at rate 0.
         **({"epochs": config.train.epochs} if config.train.schedule == "onecycle" else {}),
         "seed": config.train.seed,
+        "keep": config.train.keep,
     }
 
 
@@ -506,6 +533,8 @@ def finish_metrics(training: Training, session_seconds: float) -> None:
     state, history = training.state, training.history
     metrics = {
         "best_epoch": state.best_epoch,
+        "kept": training.config.train.keep,
+        "kept_epoch": state.best_epoch if training.config.train.keep == "best" else state.epoch,
         "epochs_run": state.epoch,
         "stopped_early": state.stopped_early,
         "train_seconds": round(float(np.sum(history["seconds"])), 2),

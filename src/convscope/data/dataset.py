@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from convscope.config import Config, DataConfig, config_from_dict
-from convscope.data.preprocess import Scaling, fit_scaling, split_validation
+from convscope.data.preprocess import Scaling, fit_scaling, random_split, split_validation
 from convscope.data.raw import RawImages
 from convscope.data.sources import load_raw
 from convscope.errors import ConvscopeError
@@ -105,18 +105,23 @@ def prepare_dataset(raw: RawImages, config: DataConfig, seed: int = 0) -> Datase
 
     Args:
         raw: images as a source delivered them.
-        config: scale, val_split, val_first, limit_train are used.
-        seed: seeds the stratified validation split.
+        config: scale, test_split, val_split, validation, val_seed, val_first, limit_train are used.
+        seed: seeds the test split and the stratified or random validation split unless config.val_seed is set.
 
     Returns:
         The Dataset.
     """
-    train_index, val_index, rule = split_validation(raw.y_train, config.val_split, config.val_first, config.limit_train, seed)
+    split_seed = seed if config.val_seed is None else config.val_seed
+    if config.test_split > 0:
+        raw = pool_and_split_test(raw, config.test_split, split_seed)
+    train_index, val_index, rule = split_validation(raw.y_train, config.val_split, config.val_first, config.limit_train, split_seed, config.validation)
     scaling = fit_scaling(config.scale, raw.x_train, train_index)
     channels_first = _image_data_format() == "channels_first"
     x_train = scaling.apply(raw.x_train, train_index, channels_first)
-    x_val = scaling.apply(raw.x_train, val_index, channels_first)
     x_test = scaling.apply(raw.x_test, None, channels_first)
+    on_test = config.validation == "test"  # the same array: validating on it costs no copy
+    x_val = x_test if on_test else scaling.apply(raw.x_train, val_index, channels_first)
+    y_val = raw.y_test.astype(np.int64) if on_test else raw.y_train[val_index]
     preprocessing = {
         "dataset": config.dataset,
         "source": raw.source,
@@ -126,7 +131,7 @@ def prepare_dataset(raw: RawImages, config: DataConfig, seed: int = 0) -> Datase
         **scaling.describe(),
         "fitted_on": f"the {len(train_index)} training images",
         "validation": rule,
-        "sizes": {"train": len(train_index), "val": len(val_index), "test": len(raw.x_test)},
+        "sizes": {"train": len(train_index), "val": len(y_val), "test": len(raw.x_test)},
         "image_data_format": "channels_first" if channels_first else "channels_last",
         "dtype": "float32 inputs, int64 labels",
     }
@@ -135,7 +140,7 @@ def prepare_dataset(raw: RawImages, config: DataConfig, seed: int = 0) -> Datase
         x_train=x_train,
         y_train=raw.y_train[train_index],
         x_val=x_val,
-        y_val=raw.y_train[val_index],
+        y_val=y_val,
         x_test=x_test,
         y_test=raw.y_test.astype(np.int64),
         class_names=list(raw.class_names),
@@ -144,6 +149,20 @@ def prepare_dataset(raw: RawImages, config: DataConfig, seed: int = 0) -> Datase
         scaling=scaling,
         channels_first=channels_first,
     )
+
+
+def pool_and_split_test(raw: RawImages, fraction: float, seed: int) -> RawImages:
+    """Pool the training and test images (in that order) and hold out a random ``fraction`` as the test set.
+
+    This is ``train_test_split(X, y, test_size=fraction, random_state=seed)`` on
+    openml's mnist_784, whose 70,000 rows are MNIST's 60,000 training images
+    followed by its 10,000 test images.
+    """
+    x = np.concatenate([raw.x_train, raw.x_test])
+    y = np.concatenate([raw.y_train, raw.y_test]).astype(np.int64)
+    kept, held = random_split(len(y), fraction, seed)
+    notes = {**raw.notes, "test_split": f"training and test images pooled ({len(y)}), a random {fraction:g} held out as the test set (seed {seed})"}
+    return dataclasses.replace(raw, x_train=x[kept], y_train=y[kept], x_test=x[held], y_test=y[held], notes=notes)
 
 
 def load_dataset(config: DataConfig | str = "mnist-sample", seed: int = 0, **overrides) -> Dataset:

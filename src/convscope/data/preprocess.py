@@ -18,6 +18,7 @@ leak into the numbers. Each scale is ``(x - offset) / scale``:
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -61,17 +62,41 @@ def stratified_split(labels: np.ndarray, fraction: float, seed: int) -> tuple[np
     return np.flatnonzero(keep_mask), held
 
 
+def random_split(total: int, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Split like scikit-learn's ``train_test_split(test_size=fraction, random_state=seed)``.
+
+    The held-out images are the first ceil(fraction * N) of
+    ``np.random.RandomState(seed).permutation(N)``, the rest are kept: the same
+    images scikit-learn picks (tests/test_lessons.py checks it), without
+    importing it.
+
+    Returns:
+        (kept, held): sorted index arrays.
+
+    Example:
+        >>> kept, held = random_split(60000, 0.3, seed=1338)
+        >>> len(kept), len(held)
+        (42000, 18000)
+    """
+    held_count = math.ceil(fraction * total)
+    order = np.random.RandomState(seed).permutation(total)
+    return np.sort(order[held_count:]), np.sort(order[:held_count])
+
+
 def split_validation(
-    labels: np.ndarray, val_split: float, val_first: int, limit_train: int, seed: int
+    labels: np.ndarray, val_split: float, val_first: int, limit_train: int, seed: int, method: str = "stratified"
 ) -> tuple[np.ndarray, np.ndarray, str]:
     """Choose training and validation indices of the training images.
 
     Args:
         labels: (N,) training labels.
-        val_split: stratified fraction held out for validation (ignored when val_first > 0).
+        val_split: fraction held out for validation (ignored when val_first > 0).
         val_first: if > 0, the first val_first images are the validation set.
         limit_train: if > 0, keep only the first limit_train training images after the split.
-        seed: seeds the stratified split.
+        seed: seeds the stratified or random split.
+        method: how val_split is taken: stratified (per class), random (scikit-learn's
+            train_test_split), last (the last images, as Keras' validation_split), or
+            test (none: the caller validates on the test set).
 
     Returns:
         (train_index, val_index, rule): sorted indices and a sentence describing the rule.
@@ -80,11 +105,21 @@ def split_validation(
         ConvscopeError: the rule leaves no training images.
     """
     total = len(labels)
-    if val_first > 0:
+    if method == "test":
+        train_index, val_index = np.arange(total), np.zeros(0, dtype=np.int64)
+        rule = "the test set (validating on it leaks it into model selection)"
+    elif val_first > 0:
         if val_first >= total:
             raise ConvscopeError(f"val_first={val_first} but there are only {total} training images; expected fewer, so some remain for training")
         train_index, val_index = np.arange(val_first, total), np.arange(val_first)
         rule = f"the first {val_first} training images"
+    elif val_split > 0 and method == "last":
+        split_at = int(math.floor(total * (1.0 - val_split)))  # Keras' validation_split
+        train_index, val_index = np.arange(split_at), np.arange(split_at, total)
+        rule = f"the last {val_split:g} of the training images ({total - split_at}), as Keras' validation_split"
+    elif val_split > 0 and method == "random":
+        train_index, val_index = random_split(total, val_split, seed)
+        rule = f"a random {val_split:g} of the training images (seed {seed}), as scikit-learn's train_test_split"
     elif val_split > 0:
         train_index, val_index = stratified_split(labels, val_split, seed)
         rule = f"stratified {val_split:g} of the training images per class (seed {seed})"

@@ -155,7 +155,11 @@ def training_facts(metrics: dict, history: dict) -> list[tuple[str, str]]:
             best += f": validation loss {metrics['best_val_loss']:.4f}"
         if metrics.get("best_val_accuracy") is not None:
             best += f", validation accuracy {format_percent(metrics['best_val_accuracy'])}"
-        facts.append(("Best epoch (kept in model.keras)", best))
+        # --keep last: the best epoch is shown, but model.keras holds the last one's weights
+        kept_other = metrics.get("kept") == "last" and metrics.get("kept_epoch") != metrics["best_epoch"]
+        facts.append(("Best epoch (by validation loss; not kept)" if kept_other else "Best epoch (kept in model.keras)", best))
+        if kept_other:
+            facts.append(("Kept in model.keras", f"epoch {metrics.get('kept_epoch')}, the last (--keep last)"))
     if metrics.get("stopped_early"):
         facts.append(("Early stop", f"yes: validation loss stopped improving, training ended after epoch {metrics.get('epochs_run')}"))
     elif "stopped_early" in metrics:

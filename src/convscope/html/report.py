@@ -315,6 +315,17 @@ def export_table(exports: dict) -> Table | None:
     return Table(["Format", "File", "Size", "Checked in", "Images", "Max abs difference", "Top-1 agreement"], rows, [False, False, True, False, True, True, True])
 
 
+def recipe_facts(config: dict) -> list[tuple[str, str]]:
+    """The preset, the validation set and the evaluated weights (configs older than these keys: the old behaviour)."""
+    data, train = config.get("data", {}), config.get("train", {})
+    facts = [("Preset", str(train["preset"]))] if train.get("preset") else []
+    if data.get("validation") == "test":
+        facts.append(("Validation", "the test set (--validation test): it leaks the test set into model selection, as two lessons did"))
+    keep = train.get("keep", "best")
+    facts.append(("Weights evaluated", "the last epoch's (--keep last)" if keep == "last" else "the epoch with the lowest validation loss (--keep best)"))
+    return facts
+
+
 def run_facts(sources: ReportSources) -> list[tuple[str, str]]:
     environment, metrics = sources.environment, sources.metrics
     facts = []
@@ -323,6 +334,7 @@ def run_facts(sources: ReportSources) -> list[tuple[str, str]]:
         facts.append(("Model", str(sources.config["model"]["name"])))
         if "train" in sources.config:  # an imported model's run has no training settings
             facts.append(("Seed", str(sources.config["train"]["seed"])))
+            facts.extend(recipe_facts(sources.config))
     backend = environment.get("backend")
     if backend:
         facts.append(("Backend", f"Keras {environment.get('keras', '?')} on {backend} {environment.get(backend, '')}".strip()))

@@ -1,4 +1,4 @@
-"""The model zoo: the classic lessons' architectures, looked up by name.
+"""The model zoo: the classic lessons' architectures and their close relatives, looked up by name.
 
     from convscope.models import create_model, list_models, format_models_table
     model = create_model("mnist_convnet", (28, 28, 1), num_classes=10)
@@ -13,7 +13,10 @@ Layers carry fixed, readable names (conv1, pool1, dense1, predictions) so the
 summary and the report read the same for every run.
 
 The parameter counts are the ones the lessons printed (10 classes); each
-docstring shows the arithmetic and ``tests/test_models.py`` checks it.
+docstring shows the arithmetic and ``tests/test_models.py`` checks it. A model
+that differs from a lesson's (mlp_512, cnn_small, mnist_convnet) says so in its
+origin and names the zoo model that is the lesson's exact one; the lesson
+presets (``convscope lessons``) use only the exact ones.
 Add a model:
 
     @register_model("my_cnn", input_shape=(28, 28, 1), origin="my notes", description="...")
@@ -175,7 +178,7 @@ def format_models_table(infos: list[ModelInfo] | None = None) -> str:
 @register_model(
     "mlp_512",
     input_shape=MNIST_SHAPE,
-    origin="Keras example mnist_mlp.py",
+    origin="Keras example mnist_mlp.py (the CNN lecture's MLP has no Dropout: mlp_512_nodropout)",
     description="Flatten, Dense 512 relu, Dropout .2, Dense 512 relu, Dropout .2, Dense softmax",
 )
 def mlp_512(input_shape, num_classes):
@@ -195,6 +198,30 @@ def mlp_512(input_shape, num_classes):
             layers.Dense(num_classes, activation="softmax", name="predictions"),
         ],
         name="mlp_512",
+    )
+
+
+@register_model(
+    "mlp_512_nodropout",
+    input_shape=MNIST_SHAPE,
+    origin="CNN intuition lecture: the MLP before the convolutions",
+    description="Flatten, Dense 512 relu, Dense 512 relu, Dense softmax",
+)
+def mlp_512_nodropout(input_shape, num_classes):
+    """The lecture's MLP, without mnist_mlp.py's Dropout: 669,706 parameters on 28x28x1, 10 classes.
+
+    dense1: 784*512 + 512 = 401,920; dense2: 512*512 + 512 = 262,656;
+    predictions: 512*10 + 10 = 5,130; total 669,706.
+    """
+    return keras.Sequential(
+        [
+            keras.Input(input_shape),
+            layers.Flatten(name="flatten"),
+            layers.Dense(512, activation="relu", name="dense1"),
+            layers.Dense(512, activation="relu", name="dense2"),
+            layers.Dense(num_classes, activation="softmax", name="predictions"),
+        ],
+        name="mlp_512_nodropout",
     )
 
 
@@ -332,7 +359,7 @@ def cnn_pool_dense64(input_shape, num_classes):
 @register_model(
     "cnn_small",
     input_shape=MNIST_SHAPE,
-    origin="MNIST lesson: one conv/pool stage",
+    origin="the Keras intro blog post's CNN without its two Dropout layers (exact: cnn_small_dropout)",
     description="Conv 32 3x3 valid relu, MaxPool 2, Flatten, Dense softmax",
 )
 def cnn_small(input_shape, num_classes):
@@ -354,9 +381,35 @@ def cnn_small(input_shape, num_classes):
 
 
 @register_model(
+    "cnn_small_dropout",
+    input_shape=MNIST_SHAPE,
+    origin="Keras intro blog post: one conv/pool stage with dropout",
+    description="Conv 32 3x3 valid relu, MaxPool 2, Dropout .25, Flatten, Dropout .5, Dense softmax",
+)
+def cnn_small_dropout(input_shape, num_classes):
+    """The blog post's CNN: cnn_small with its two Dropout layers, 54,410 parameters on 28x28x1, 10 classes.
+
+    conv1: (3*3*1 + 1)*32 = 320, 26x26x32; pool1: 13x13x32; flatten: 5,408;
+    predictions: 5,408*10 + 10 = 54,090; total 54,410 (dropout learns nothing).
+    """
+    return keras.Sequential(
+        [
+            keras.Input(input_shape),
+            layers.Conv2D(32, 3, activation="relu", name="conv1"),
+            layers.MaxPooling2D(2, name="pool1"),
+            layers.Dropout(0.25, name="dropout1"),
+            layers.Flatten(name="flatten"),
+            layers.Dropout(0.5, name="dropout2"),
+            layers.Dense(num_classes, activation="softmax", name="predictions"),
+        ],
+        name="cnn_small_dropout",
+    )
+
+
+@register_model(
     "mnist_convnet",
     input_shape=MNIST_SHAPE,
-    origin="keras.io example 'Simple MNIST convnet'",
+    origin="keras.io example 'Simple MNIST convnet' (the neural-networks lesson uses Dropout .2: mnist_convnet_dropout02)",
     description="Conv 32 3x3, MaxPool 2, Conv 64 3x3, MaxPool 2, Flatten, Dropout .5, Dense softmax",
 )
 def mnist_convnet(input_shape, num_classes):
@@ -378,6 +431,32 @@ def mnist_convnet(input_shape, num_classes):
             layers.Dense(num_classes, activation="softmax", name="predictions"),
         ],
         name="mnist_convnet",
+    )
+
+
+@register_model(
+    "mnist_convnet_dropout02",
+    input_shape=MNIST_SHAPE,
+    origin="neural-networks lesson: the simple MNIST convnet with Dropout .2",
+    description="Conv 32 3x3, MaxPool 2, Conv 64 3x3, MaxPool 2, Flatten, Dropout .2, Dense softmax",
+)
+def mnist_convnet_dropout02(input_shape, num_classes):
+    """mnist_convnet with the lesson's Dropout 0.2 instead of 0.5: 34,826 parameters on 28x28x1, 10 classes.
+
+    The arithmetic is mnist_convnet's: 320 + 18,496 + 16,010 = 34,826.
+    """
+    return keras.Sequential(
+        [
+            keras.Input(input_shape),
+            layers.Conv2D(32, 3, activation="relu", name="conv1"),
+            layers.MaxPooling2D(2, name="pool1"),
+            layers.Conv2D(64, 3, activation="relu", name="conv2"),
+            layers.MaxPooling2D(2, name="pool2"),
+            layers.Flatten(name="flatten"),
+            layers.Dropout(0.2, name="dropout1"),
+            layers.Dense(num_classes, activation="softmax", name="predictions"),
+        ],
+        name="mnist_convnet_dropout02",
     )
 
 
