@@ -23,11 +23,11 @@ Plain data only: this module imports nothing from TensorFlow or Keras, so
 
 from __future__ import annotations
 
+import textwrap
 from dataclasses import dataclass
 
 from convscope.text import format_table
 
-LESSONS_FOLDER = "../shared/lessons"  # where the plain-text copies of the notebooks live, beside the repository
 
 
 @dataclass(frozen=True)
@@ -36,7 +36,7 @@ class LessonRun:
 
     preset: str  # the preset's name (`--preset`)
     lesson: str  # the lesson, in words
-    source: str  # the lesson's file in LESSONS_FOLDER
+    source: str  # the file name of the lesson's plain-text copy
     model: str  # zoo name of the exact architecture
     params: int  # the parameter count the lesson printed
     recipe: str  # data, optimizer, batch, epochs, callbacks and kept weights, in words
@@ -182,15 +182,18 @@ def format_lessons_table(runs: tuple[LessonRun, ...] = LESSON_RUNS, notes: bool 
 
     Args:
         runs: the lesson runs to list.
-        notes: add each preset's notes (choices and differences) below the table.
+        notes: add each preset's notes (choices and differences) below its recipe.
 
     Example:
         >>> print(format_lessons_table(notes=False).splitlines()[0])   # doctest: +SKIP
-        preset  lesson  model  params  recipe  printed result
+        preset  lesson  model  params  lesson printed
     """
-    header = ("preset", "lesson", "model", "params", "recipe", "lesson printed")
-    rows = [(run.preset, run.lesson, run.model, f"{run.params:,}", run.recipe, run.printed) for run in runs]
-    text = format_table(header, rows, align="lllrll")
-    if notes:
-        text += "\n\n" + "\n".join(f"{run.preset}: {run.notes}" for run in runs)
-    return text + f"\n\nLessons: {LESSONS_FOLDER}/ (README.md indexes them). Run one: convscope run --preset PRESET --data-dir DIR"
+    header = ("preset", "lesson", "model", "params", "lesson printed")
+    rows = [(run.preset, run.lesson, run.model, f"{run.params:,}", run.printed) for run in runs]
+    blocks = [format_table(header, rows, align="lllrl")]
+    for run in runs:  # the recipe, and why it is what it is, below the table: one block per preset
+        lines = textwrap.wrap(run.recipe, width=100, initial_indent=f"{run.preset}: ", subsequent_indent="    ")
+        if notes and run.notes:
+            lines += textwrap.wrap(run.notes, width=100, initial_indent="    ", subsequent_indent="    ")
+        blocks.append("\n".join(lines))
+    return "\n\n".join(blocks) + "\n\nRun one: convscope run --preset PRESET (MNIST presets: --data-dir DIR, the folder of MNIST's IDX files)"
