@@ -1,6 +1,6 @@
 """Training: fit a model and write a run folder that survives interruption.
 
-    from convscope.config import FIND, Config
+    from convscope.config import Config
     from convscope.train import train
     result = train(Config())                     # mnist-sample, mnist_convnet, 12 epochs
     print(result.run.path, result.metrics["test_accuracy"])
@@ -41,7 +41,7 @@ from dataclasses import dataclass, field
 import keras
 import numpy as np
 
-from convscope.config import Config
+from convscope.config import FIND, Config
 from convscope.data import load_dataset
 from convscope.errors import ConvscopeError, TrainingInterrupted
 from convscope.evaluate import EvaluationResult, evaluate

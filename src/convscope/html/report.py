@@ -38,6 +38,7 @@ from convscope.html.facts import (
     headline_numbers,
     headline_sentence,
     history_table,
+    lr_find_facts,
     preprocessing_facts,
     settings_table,
     summary_table,
@@ -80,6 +81,7 @@ class ReportSources:
     commands: list[tuple[str, str]] = field(default_factory=list)  # (what it does, command line)
     inspected_images: list[str] = field(default_factory=list)  # one caption per inspected image, in order
     inspection_note: str = ""  # why "Inside the network" has no figures
+    lr_find: dict | None = None  # metrics.json's lr_find, when the folder has lr_find.csv
 
 
 @dataclass
@@ -103,6 +105,7 @@ class ReportContent:
     summary_note: str
     training_facts: list[tuple[str, str]]
     history: Table | None
+    lr_find: list[tuple[str, str]]  # the learning-rate finder's facts; empty: no finder ran
     headlines: list[Headline]
     class_report: Table | None
     confused_pairs: Table | None
@@ -182,6 +185,7 @@ def read_run_sources(run: RunFolder) -> ReportSources:
         commands=reproduce_commands(run, config, environment),
         inspected_images=describe_inspected_images(run, metrics),
         inspection_note="" if run.plots_dir.is_dir() else f"No figures yet: run `convscope inspect {run.path}`.",
+        lr_find=metrics.get("lr_find") if run.lr_find_path.is_file() else None,
     )
 
 
@@ -279,6 +283,7 @@ def compose_report(sources: ReportSources, built_at: str | None = None) -> Repor
         summary_note=sources.summary_note,
         training_facts=training_facts(sources.metrics, sources.history),
         history=history_table(sources.history),
+        lr_find=lr_find_facts(sources.lr_find, sources.config, trained="epochs_run" in sources.metrics),
         headlines=headline_numbers(sources.metrics),
         class_report=class_report_table(evaluation),
         confused_pairs=confused_pairs_table(evaluation),
