@@ -343,9 +343,7 @@ def find_learning_rate(
         )
     x, y = np.asarray(x), np.asarray(y)
     batch_size = min(batch_size, len(y))
-    rng = np.random.default_rng(seed)
-    needed = num_batches * batch_size
-    order = np.concatenate([rng.permutation(len(y)) for _ in range(-(-needed // len(y)))])[:needed]
+    order = sweep_order(len(y), batch_size, num_batches, seed)
     rates = sweep_learning_rates(start, end, num_batches)
     build_training_state(model, x[:1], y[:1])  # the optimizer's variables exist before they are saved
     saved = save_state(model)
@@ -379,12 +377,24 @@ def find_learning_rate(
     )
 
 
-def check_sweep_settings(start: float, end: float, num_batches: int) -> None:
+def sweep_order(count: int, batch_size: int, num_batches: int, seed: int) -> np.ndarray:
+    """The training-image indices of the sweep's batches, in order: seeded shuffles of all ``count`` one after another.
+
+    Example:
+        >>> sweep_order(4, 3, 2, seed=0).shape    # 2 batches of 3 from 4 images: a second shuffle begins
+        (6,)
+    """
+    rng = np.random.default_rng(seed)
+    needed = num_batches * batch_size
+    return np.concatenate([rng.permutation(count) for _ in range(-(-needed // count))])[:needed]
+
+
+def check_sweep_settings(start: float = START_LEARNING_RATE, end: float = END_LEARNING_RATE, num_batches: int = SWEEP_BATCHES) -> None:
     """Raise ConvscopeError naming a bad start/end rate or batch count."""
     if not (math.isfinite(start) and math.isfinite(end) and 0 < start < end):
-        raise ConvscopeError(f"learning-rate sweep from {start} to {end}: expected 0 < start < end, e.g. 1e-7 and 10")
+        raise ConvscopeError(f"learning-rate sweep from {start} to {end} (--start-lr, --end-lr): expected 0 < start < end, e.g. 1e-7 and 10")
     if num_batches < MIN_SWEEP_BATCHES:
-        raise ConvscopeError(f"learning-rate sweep of {num_batches} batches: expected at least {MIN_SWEEP_BATCHES} (fastai runs 100)")
+        raise ConvscopeError(f"learning-rate sweep of {num_batches} batches (--num-batches): expected at least {MIN_SWEEP_BATCHES}; fastai runs 100")
 
 
 def save_state(model: keras.Model) -> list[np.ndarray]:
