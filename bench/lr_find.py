@@ -3,6 +3,7 @@
     python bench/lr_find.py                                   # mnist_convnet and mnist_fast, seed 0
     python bench/lr_find.py --models mnist_fast --seeds 3 --out /tmp/lr-find-bench
     python bench/lr_find.py --data-dir /path/to/mnist
+    python bench/lr_find.py --minimum                         # a third run at fastai's minimum rule (a tenth of the lowest loss's rate)
 
 For each model: ``convscope lr-find`` (``pipeline.find_learning_rate_run``) on the
 model's recipe, then two training runs of that recipe that differ only in the
@@ -54,6 +55,7 @@ def main() -> None:
     parser.add_argument("--models", default=",".join(RECIPES), help=f"comma-separated, from {', '.join(RECIPES)}")
     parser.add_argument("--seeds", type=int, default=1, help="seeds 0..N-1")
     parser.add_argument("--out", help="keep the run folders here (default: a temporary folder)")
+    parser.add_argument("--minimum", action="store_true", help="also train at a tenth of the minimum's rate")
     args = parser.parse_args()
     models = [name.strip() for name in args.models.split(",") if name.strip()]
     print(f"{os.cpu_count()} cores, load average before {' '.join(f'{value:.1f}' for value in os.getloadavg())}", flush=True)
@@ -67,10 +69,14 @@ def main() -> None:
                 print(f"  {model} seed {seed}: {sweep.summary()} ({run.path})", flush=True)
                 default = recipe_config(model, seed, args.data_dir, out, f"{model}-seed{seed}-default")
                 trained = {}
-                for label, config in (
+                runs = [
                     ("default", default),
                     ("found", recipe_config(model, seed, args.data_dir, out, f"{model}-seed{seed}-found", learning_rate=sweep.suggestion)),
-                ):
+                ]
+                if args.minimum:
+                    tenth = points["minimum"].learning_rate / 10
+                    runs.append(("minimum", recipe_config(model, seed, args.data_dir, out, f"{model}-seed{seed}-minimum", learning_rate=tenth)))
+                for label, config in runs:
                     result = train(config)
                     trained[label] = result.metrics
                     print(
@@ -81,14 +87,16 @@ def main() -> None:
                 rows.append((model, seed, default.train.learning_rate, sweep, trained))
 
     print(f"\nLoad average after {' '.join(f'{value:.1f}' for value in os.getloadavg())}\n")
-    print("| model | seed | finder: batches, seconds | valley (suggested) | minimum | steepest | default peak | test acc at default | test acc at suggested |")
-    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    extra = " test acc at minimum/10 |" if args.minimum else ""
+    print("| model | seed | finder: batches, seconds | valley (suggested) | minimum | steepest | default peak | test acc at default | test acc at suggested |" + extra)
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |" + (" --- |" if args.minimum else ""))
     for model, seed, default_rate, sweep, trained in rows:
         points = sweep.points
         print(
             f"| {model} | {seed} | {len(sweep.losses)} ({sweep.stop_reason}), {sweep.seconds:.1f} s | {points['valley'].learning_rate:.2e} | "
             f"{points['minimum'].learning_rate:.2e} | {points['steep'].learning_rate:.2e} | {default_rate:g} | "
             f"{trained['default']['test_accuracy']:.4f} | {trained['found']['test_accuracy']:.4f} |"
+            + (f" {trained['minimum']['test_accuracy']:.4f} |" if args.minimum else "")
         )
 
 

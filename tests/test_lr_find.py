@@ -128,11 +128,10 @@ def test_recorded_losses_are_each_batchs_own_loss():
     x, y = tiny_data(count=40)
     model = tiny_model(dropout=False, steps_per_execution=4)
     model.fit(x, y, batch_size=8, epochs=1, verbose=0)  # batch norm's moving statistics away from their start
-    probe = keras.Sequential(model.layers)  # the same layers, for a plain forward pass below
     sweep = find_learning_rate(model, x, y, batch_size=8, start=1e-30, end=2e-30, num_batches=30, seed=3)
     order = sweep_order(len(y), 8, 30, seed=3)
     loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
-    expected = [float(loss(y[chosen], probe(x[chosen], training=True))) for chosen in order.reshape(30, 8)]
+    expected = [float(loss(y[chosen], model(x[chosen], training=True))) for chosen in order.reshape(30, 8)]
     assert len(sweep.losses) == 30
     np.testing.assert_allclose(sweep.losses, expected, rtol=2e-5)
     assert np.std(expected) > 0.01  # the batches differ, so a running mean would not match
@@ -213,10 +212,10 @@ def test_rules_read_only_their_window():
     curve[3] = curve[97] = 0.1  # lower than anything, but in the skipped first tenth and last five
     curve[60] = 1.0
     points = suggest_points(rates, curve, planned_batches=100)
-    assert points["minimum"].batch == 60
+    assert points["minimum"].batch == 61  # counted from 1, as lr_find.csv counts
     assert points["minimum"].learning_rate == rates[60] and points["minimum"].loss == 1.0
     curve[50] = math.nan  # from a NaN on, nothing is read
-    assert suggest_points(rates, curve, 100)["minimum"].batch < 50
+    assert suggest_points(rates, curve, 100)["minimum"].batch <= 50
     with pytest.raises(ConvscopeError, match="too few for its rules"):
         suggest_points(rates[:16], curve[:16], planned_batches=100)  # 10 skipped at the start, 5 at the end: 1 left
 
@@ -237,6 +236,9 @@ def test_lr_find_run_writes_csv_png_and_a_config_at_the_suggestion(tmp_path):
     assert config["train"]["learning_rate"] == sweep.suggestion and config["train"]["learning_rate_found"] is True
     again = read_lr_find(RunFolder(run.path))
     assert again.suggestion == sweep.suggestion and again.points["steep"] == sweep.points["steep"]
+    assert again.to_metrics() == RunFolder(run.path).read_metrics()["lr_find"]
+    steep = sweep.points["steep"]
+    assert float(rows[steep.batch - 1]["learning_rate"]) == pytest.approx(steep.learning_rate)
     html = report_run(run.path).read_text()
     assert 'id="lr-find"' in html and 'id="figure-lr_find"' in html and f"{sweep.suggestion:.3g} (valley rule)" in html
 

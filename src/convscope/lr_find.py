@@ -49,7 +49,6 @@ SKIP_START_DIVISOR = 10  # the rules ignore the first tenth of the planned batch
 SKIP_END = 5  # and the last 5 recorded ones (fastai: [:-5])
 MIN_SWEEP_BATCHES = 10  # fewer leave the rules nothing to read
 RULES = ("valley", "minimum", "steep")
-CSV_COLUMNS = ("batch", "learning_rate", "loss", "smoothed_loss")
 
 
 @dataclass
@@ -57,7 +56,7 @@ class SuggestedPoint:
     """One rule's point on the smoothed curve."""
 
     rule: str  # valley, minimum or steep
-    batch: int  # index into the sweep's batches (0-based)
+    batch: int  # the sweep's batch, counted from 1 as in lr_find.csv
     learning_rate: float  # the rate of that batch
     loss: float  # the smoothed loss there
 
@@ -259,7 +258,7 @@ def suggest_points(learning_rates, smoothed, planned_batches: int) -> dict[str, 
     rates, curve = learning_rates[first:last], smoothed[first:last]
     chosen = {"valley": valley_index(curve), "minimum": minimum_index(curve), "steep": steep_index(rates, curve)}
     return {
-        rule: SuggestedPoint(rule, first + index, float(rates[index]), float(curve[index]))
+        rule: SuggestedPoint(rule, first + index + 1, float(rates[index]), float(curve[index]))
         for rule, index in chosen.items()
     }
 
@@ -424,6 +423,7 @@ def read_lr_find(run: RunFolder) -> LearningRateSweep | None:
     if not columns or not facts:
         return None
     known = {"start", "end", "planned_batches", "batch_size", "seconds"}
+    derived = {"suggestion", "rule", "batches_run", "smoothing", "divergence_factor", "stop_reason", *RULES}  # to_metrics writes them
     return LearningRateSweep(
         learning_rates=columns["learning_rate"],
         losses=columns["loss"],
@@ -431,5 +431,5 @@ def read_lr_find(run: RunFolder) -> LearningRateSweep | None:
         points={rule: SuggestedPoint(**facts[rule]) for rule in RULES},
         stop_reason=facts.get("stop_reason", ""),
         **{key: facts[key] for key in known if key in facts},
-        extra={key: value for key, value in facts.items() if key not in known and key not in RULES},
+        extra={key: value for key, value in facts.items() if key not in known | derived},
     )
