@@ -46,10 +46,6 @@ def plot_lr_find(sweep, ax=None):
         ax.plot(point.learning_rate, point.loss, marker, color=color, markersize=9, markeredgecolor="white", label=label, zorder=5)
     valley = sweep.points["valley"]
     ax.axvline(valley.learning_rate, color="tab:red", linestyle="--", linewidth=1)
-    ax.annotate(
-        f"suggested {valley.learning_rate:.2g}", (valley.learning_rate, 0.02), xycoords=("data", "axes fraction"),
-        rotation=90, ha="right", va="bottom", fontsize=8, color="tab:red",
-    )
     ax.set_xscale("log")
     ax.set_ylim(*_loss_limits(losses, smoothed))
     ax.set_xlabel("learning rate (log scale)")
@@ -58,7 +54,8 @@ def plot_lr_find(sweep, ax=None):
     ax.legend(fontsize=8, loc="upper left")
     ended = {"completed": "all batches ran", "diverged": "stopped: smoothed loss over 4x its lowest", "not finite": "stopped: loss NaN/Inf"}
     ax.set_title(
-        f"Learning-rate finder: {len(losses)} batches of {sweep.batch_size}, {ended.get(sweep.stop_reason, sweep.stop_reason)}",
+        f"Suggested learning rate {valley.learning_rate:.2g} (valley rule)\n"
+        f"{len(losses)} batches of {sweep.batch_size}, {ended.get(sweep.stop_reason, sweep.stop_reason)}",
         fontsize=10,
     )
     return figure
