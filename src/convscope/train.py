@@ -22,6 +22,10 @@ The two newest checkpoints are kept; resume falls back to the older one when
 the newest does not load. Training ends by predicting the test set once with the
 kept weights: predictions.npz and the test metrics, which every later stage reads.
 
+With ``learning_rate: find`` (``--learning-rate find``) the learning-rate finder
+(convscope.lr_find) sweeps the fresh model first, restores it, writes lr_find.csv,
+and the run trains at its suggestion, which config.yaml then records.
+
 The lines a user sees go to the ``convscope.results`` logger (epochs, test
 result) and ``convscope.progress`` (the redrawn progress line); the CLI decides
 where they appear.

@@ -176,7 +176,7 @@ def lr_find_facts(sweep: dict | None, config: dict | None, trained: bool) -> lis
     suggested = f"{sweep['suggestion']:.3g} (valley rule)"
     if train.get("learning_rate_found") and math.isclose(float(train.get("learning_rate", 0)), sweep["suggestion"], rel_tol=1e-9):
         use = "as the peak of the one-cycle schedule" if train.get("schedule") == "onecycle" else "as the (initial) constant rate"
-        suggested += f"; this run trained with it {use}" if trained else "; config.yaml holds it as learning_rate, so `convscope run --config` with it trains at it"
+        suggested += f"; this run trained with it {use}" if trained else "; config.yaml holds it as learning_rate, so a run with this --config trains at it"
     minimum = sweep["minimum"]["learning_rate"]
     ran = f"all {sweep['batches_run']} ran" if sweep["stop_reason"] == "completed" else (
         f"{sweep['batches_run']} ran, {LR_FIND_ENDINGS.get(sweep['stop_reason'], sweep['stop_reason'])}"
