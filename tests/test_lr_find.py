@@ -256,6 +256,17 @@ def test_learning_rate_find_records_the_rate_and_trains_as_at_that_rate(tmp_path
     assert yaml.safe_load((given.run.path / "config.yaml").read_text())["train"]["learning_rate_found"] is False
 
 
+@pytest.mark.slow
+def test_sweep_with_learning_rate_find_skips_its_finished_runs_when_run_again(tmp_path):
+    from convscope.sweep import sweep
+
+    config = make_config(tmp_path, "sweep", learning_rate="find")
+    first = sweep(["mnist_convnet"], config)
+    assert first.trained == ["mnist_convnet"] and (first.runs[0] / "lr_find.csv").is_file()
+    again = sweep(["mnist_convnet"], config)  # the run's config.yaml holds the found rate, not "find"
+    assert again.skipped == ["mnist_convnet"] and again.trained == []
+
+
 def test_config_accepts_find_and_forgets_found_when_a_rate_is_given(tmp_path):
     assert resolve_config(overrides={"train": {"learning_rate": "FIND"}}).train.learning_rate == "find"
     saved = tmp_path / "config.yaml"
