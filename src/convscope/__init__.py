@@ -31,6 +31,7 @@ _PUBLIC = {
     "list_models": "convscope.models",
     "summarize": "convscope.models",
     "train": "convscope.train",
+    "find_learning_rate": "convscope.lr_find",
     "evaluate": "convscope.evaluate",
     "inspect": "convscope.inspection",
     "build_report": "convscope.pipeline",

@@ -23,7 +23,7 @@ import sys
 import warnings
 from pathlib import Path
 
-from convscope.config import Config, is_baseline_name, resolve_config
+from convscope.config import LR_FIND_DEFAULTS, Config, is_baseline_name, resolve_config
 from convscope.errors import ConvscopeError
 
 # flag -> (config section, field); every flag defaults to None so that only the
@@ -106,13 +106,37 @@ def add_train_flags(parser: argparse.ArgumentParser, defaults) -> None:
     group.add_argument("--epochs", type=int, help=f"passes over the training set (default: {train.epochs})")
     group.add_argument("--batch-size", type=int, help=f"images per step (default: {train.batch_size})")
     group.add_argument("--optimizer", choices=["adam", "rmsprop", "sgd"], help=f"(default: {train.optimizer})")
-    group.add_argument("--learning-rate", type=float, help=f"(peak) learning rate (default: {train.learning_rate})")
+    group.add_argument(
+        "--learning-rate", type=learning_rate_value, metavar="RATE|find",
+        help=f"the constant rate, or one-cycle's peak; find: run the learning-rate finder first and use its suggestion as that rate (default: {train.learning_rate})",
+    )
     group.add_argument("--schedule", choices=["constant", "onecycle"], help=f"learning-rate schedule (default: {train.schedule})")
     group.add_argument("--seed", type=int, help=f"seeds weights, shuffling, dropout, validation split (default: {train.seed})")
     group.add_argument("--reduce-lr", metavar="FACTOR,PATIENCE,MIN_LR", help="ReduceLROnPlateau on val_loss, e.g. 0.5,2,1e-5")
     group.add_argument("--early-stop", type=int, metavar="PATIENCE", help="stop after PATIENCE epochs without val_loss improving")
     group.add_argument("--tensorboard", action="store_const", const=True, help="write TensorBoard event logs into <run>/tensorboard/ (tensorboard --logdir runs)")
     group.add_argument("--keep", choices=["best", "last"], help=f"weights that end training and are evaluated: best val_loss or the last epoch's (default: {train.keep})")
+
+
+def learning_rate_value(text: str):
+    """--learning-rate: a positive number, or "find"."""
+    if text.strip().lower() == "find":
+        return "find"
+    try:
+        value = float(text)
+    except ValueError:
+        value = None
+    if value is None or not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"{text!r}: expected a positive number such as 1e-3, or find")
+    return value
+
+
+def add_sweep_flags(parser: argparse.ArgumentParser) -> None:
+    start, end, batches = LR_FIND_DEFAULTS
+    group = parser.add_argument_group("sweep")
+    group.add_argument("--start-lr", type=float, default=start, help=f"first rate of the sweep (default: {start:g})")
+    group.add_argument("--end-lr", type=float, default=end, help=f"last rate of the sweep (default: {end:g})")
+    group.add_argument("--num-batches", type=int, default=batches, help=f"batches the sweep runs unless the loss diverges first (default: {batches})")
 
 
 def add_run_flags(parser: argparse.ArgumentParser, defaults) -> None:
@@ -205,6 +229,15 @@ def command_run(args) -> int:
     result = run(config, resume=bool(args.resume))
     stages = ", ".join(f"{stage} {seconds:.1f}s" for stage, seconds in result.stage_seconds.items())
     print(f"Report: {result.report_path} ({stages})")
+    return 0
+
+
+def command_lr_find(args) -> int:
+    from convscope.pipeline import find_learning_rate_run  # lazy: --help starts without TensorFlow
+
+    run, sweep = find_learning_rate_run(build_config(args), start=args.start_lr, end=args.end_lr, num_batches=args.num_batches)
+    print(f"Run folder: {run.path} (lr_find.csv, plots/lr_find.png)")
+    print(f"Train at the suggested rate: convscope run --config {run.config_path} --name {run.path.name.removeprefix('lr-find-')}-found")
     return 0
 
 
@@ -422,6 +455,19 @@ def build_parser() -> argparse.ArgumentParser:
         add_train_flags(sub, defaults)
         add_run_flags(sub, defaults)
 
+    sub = add("lr-find", command_lr_find, "learning-rate finder: sweep the rate from 1e-7 to 10 and suggest one (fastai's valley rule)")
+    sub.epilog = (
+        "The sweep trains the configured model, optimizer and batch size for up to 100 batches, the rate growing "
+        "exponentially, and stops when the smoothed loss exceeds 4x its lowest. The run folder gets lr_find.csv, "
+        "plots/lr_find.png and a config.yaml whose learning_rate is the suggestion; `convscope run --config "
+        "RUN/config.yaml` trains at it (as one-cycle's peak with the default schedule). "
+        "`convscope train|run --learning-rate find` does both in one go."
+    )
+    add_data_flags(sub, defaults)
+    add_model_flags(sub, defaults)
+    add_train_flags(sub, defaults)
+    add_sweep_flags(sub)
+    add_output_flags(sub, defaults, "run folder name (default: lr-find-<dataset>-<model>-<time>)")
     sub = add("evaluate", command_evaluate, "compute test metrics and figures for a run folder (or a model file, --model)")
     add_import_flags(sub, defaults)
     sub = add("inspect", command_inspect, "filters, activations, Grad-CAM and kernels for a run folder (or a model file, --model) or any image file")

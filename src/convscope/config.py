@@ -19,6 +19,7 @@ The YAML has one mapping per concern::
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -34,6 +35,9 @@ OPTIMIZERS = ("adam", "rmsprop", "sgd")
 SCHEDULES = ("constant", "onecycle")
 VALIDATIONS = ("stratified", "random", "last", "test")
 KEEPS = ("best", "last")
+FIND = "find"  # train.learning_rate: run the learning-rate finder first and train at its suggestion
+# The finder's sweep (convscope.lr_find), fastai's defaults: start_lr, end_lr, num_it.
+LR_FIND_DEFAULTS = (1e-7, 10.0, 100)
 
 
 @dataclass
@@ -85,7 +89,8 @@ class TrainConfig:
     epochs: int = 12  # passes over the training set
     batch_size: int = 128  # images per gradient step
     optimizer: str = "adam"  # adam, rmsprop or sgd
-    learning_rate: float = 5e-3  # the constant rate, or the peak rate of onecycle
+    learning_rate: float | str = 5e-3  # the constant rate, or the peak rate of onecycle; "find": lr-find's suggestion
+    learning_rate_found: bool = False  # True: learning_rate is the finder's suggestion (lr_find.csv), not given
     schedule: str = "onecycle"  # constant, or onecycle (warm up, then anneal to ~0 by the last epoch)
     seed: int = 0  # seeds weights, shuffling, dropout and the validation split
     reduce_lr: tuple[float, int, float] | None = None  # (factor, patience, min_lr) for ReduceLROnPlateau on val_loss
@@ -155,6 +160,8 @@ def config_from_dict(raw: dict, source: str = "config", base: Config | None = No
                     f"{source}: unknown key '{section}.{key}'; expected one of {', '.join(known)}"
                 )
             current[key] = _coerce(value, known[key], f"{source}: {section}.{key}")
+        if section == "train" and "learning_rate" in values and "learning_rate_found" not in values:
+            current["learning_rate_found"] = False  # a rate given here was not found by the finder
         setattr(config, section, cls(**current))
     validate(config, source)
     return config
@@ -165,6 +172,8 @@ def _coerce(value, spec: dataclasses.Field, where: str):
     if value is None:
         return None
     kind = str(spec.type)
+    if kind == "float | str" and str(value).strip().lower() == FIND:
+        return FIND
     try:
         if kind.startswith("tuple"):
             if isinstance(value, str):
@@ -188,7 +197,8 @@ def _coerce(value, spec: dataclasses.Field, where: str):
             return float(value)
         return str(value)
     except (TypeError, ValueError) as error:
-        raise ConvscopeError(f"{where}: cannot use {value!r} ({error}); expected {kind}") from None
+        expected = f"a number or {FIND!r}" if kind == "float | str" else kind
+        raise ConvscopeError(f"{where}: cannot use {value!r} ({error}); expected {expected}") from None
 
 
 def validate(config: Config, source: str = "config") -> None:
@@ -207,7 +217,10 @@ def validate(config: Config, source: str = "config") -> None:
         (config.train.batch_size > 0, f"train.batch_size={config.train.batch_size}; expected a positive number"),
         (config.train.optimizer in OPTIMIZERS, f"train.optimizer={config.train.optimizer!r}; expected one of {', '.join(OPTIMIZERS)}"),
         (config.train.schedule in SCHEDULES, f"train.schedule={config.train.schedule!r}; expected one of {', '.join(SCHEDULES)}"),
-        (config.train.learning_rate > 0, f"train.learning_rate={config.train.learning_rate}; expected a positive number"),
+        (
+            config.train.learning_rate == FIND or (isinstance(config.train.learning_rate, (int, float)) and 0 < config.train.learning_rate < math.inf),
+            f"train.learning_rate={config.train.learning_rate}; expected a positive number, e.g. 1e-3, or {FIND!r} (the learning-rate finder)",
+        ),
         (config.train.reduce_lr is None or config.train.schedule == "constant", "train.reduce_lr needs train.schedule constant (a schedule already sets every step's rate); drop one of them"),
         (config.train.early_stop >= 0, f"train.early_stop={config.train.early_stop}; expected 0 (off) or a patience in epochs"),
         (config.train.keep in KEEPS, f"train.keep={config.train.keep!r}; expected best or last"),

@@ -394,13 +394,17 @@ def batches_per_call(model, count: int):
     Not compiled into the model: ``predict`` with more than one batch per call traces its
     function again for every new size of the last group (and TensorFlow warns about it),
     and saved models would carry the setting into evaluate and inspect. On the way out the
-    model gets 1 again and drops the functions built for ``count``; Keras rebuilds them.
+    model gets its own count back (1 unless its owner compiled it otherwise) and drops the
+    functions built for ``count``; Keras rebuilds them. Functions built before are dropped on
+    the way in too: Keras would otherwise keep running the count they were built for.
     """
+    previous = model.steps_per_execution
     model.steps_per_execution = count
+    model.train_function = model.test_function = model.predict_function = None
     try:
         yield model
     finally:
-        model.steps_per_execution = 1
+        model.steps_per_execution = previous
         model.train_function = model.test_function = model.predict_function = None
 
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import dataclasses
 import tempfile
 import time
 from dataclasses import dataclass
@@ -36,12 +37,14 @@ from convscope.html.notebook import array_pair, history_columns, notebook_source
 from convscope.html.report import build_run_report, compose_report, write_report
 from convscope.inspection import compute_dense_weights, inspect
 from convscope.keras_compat import to_channels_last
+from convscope.lr_find import LearningRateSweep, check_sweep_settings, read_lr_find
 from convscope.plots.common import save_figure
 from convscope.plots.evaluation import save_evaluation_figures
 from convscope.plots.inspection import plot_dense_weights, save_inspection_figures
 from convscope.models import describe_model_file, is_model_file, load_model_for_data
-from convscope.runfolder import RunFolder, describe_environment, new_run, open_run, with_run_name
-from convscope.train import prepare_training, train_in_folder
+from convscope.plots.lr_find import plot_lr_find
+from convscope.runfolder import RunFolder, default_run_name, describe_environment, new_run, open_run, with_run_name
+from convscope.train import find_learning_rate_in_run, prepare_training, train_in_folder
 
 DEFAULT_INSPECT_IMAGES = 2  # the report shows one right and one wrong prediction
 SAMPLE_IMAGES = 64  # training images handed to the sample figure (it shows the first 25)
@@ -168,6 +171,41 @@ def draw_evaluation(run: RunFolder, evaluation, dataset) -> None:
         val_labels=dataset.y_val,
         train_images=dataset.display_images(dataset.x_train[:SAMPLE_IMAGES]),
     )
+    sweep = read_lr_find(run)
+    if sweep is not None:  # --learning-rate find recorded its sweep before training
+        save_figure(plot_lr_find(sweep), run.plots_dir / "lr_find.png")
+
+
+def find_learning_rate_run(config: Config, **sweep) -> tuple[RunFolder, LearningRateSweep]:
+    """`convscope lr-find`: sweep the rate for a config's model and data into a new run folder.
+
+    The folder gets config.yaml (the config with the suggested rate, so `convscope run
+    --config RUN/config.yaml` trains at it), environment.json, data.json, lr_find.csv,
+    metrics.json's ``lr_find`` and plots/lr_find.png.
+
+    Args:
+        config: the run configuration (not changed); its optimizer and batch size are swept.
+        sweep: ``lr_find.find_learning_rate``'s start, end and num_batches.
+
+    Returns:
+        (the run folder, the LearningRateSweep).
+
+    Example:
+        >>> run, sweep = find_learning_rate_run(Config())  # doctest: +SKIP
+        >>> sweep.suggestion
+    """
+    started = time.perf_counter()
+    check_sweep_settings(**sweep)  # before the data is loaded and a folder made
+    if config.run.name is None:
+        config = dataclasses.replace(config, run=dataclasses.replace(config.run, name=f"lr-find-{default_run_name(config)}"))
+    config, model, dataset = prepare_training(config)
+    with new_run(config) as folder, stage(folder, "lr_find", started):
+        found, result = find_learning_rate_in_run(folder, config, model, dataset, **sweep)
+        save_figure(plot_lr_find(result), folder.plots_dir / "lr_find.png")
+        folder.write_config(found)
+        folder.write_environment(describe_environment(found))
+        folder.write_data_description(dataset)
+    return folder, result
 
 
 def choose_inspect_images(run: RunFolder, count: int = DEFAULT_INSPECT_IMAGES) -> list[int]:

@@ -7,6 +7,7 @@
       model.keras        the kept weights (lowest val_loss)
       checkpoint/        the last two complete epochs, for --resume
       history.csv        one row per epoch
+      lr_find.csv        the learning-rate finder's curve, one row per batch (`convscope lr-find`, --learning-rate find)
       metrics.json       training facts, test metrics, per-class report, confusion matrix
       predictions.npz    test probabilities and labels
       plots/*.png        figures
@@ -69,6 +70,7 @@ class RunFolder:
     model_path = property(lambda self: self.path / "model.keras")
     checkpoint_dir = property(lambda self: self.path / "checkpoint")
     history_path = property(lambda self: self.path / "history.csv")
+    lr_find_path = property(lambda self: self.path / "lr_find.csv")
     metrics_path = property(lambda self: self.path / "metrics.json")
     predictions_path = property(lambda self: self.path / "predictions.npz")
     plots_dir = property(lambda self: self.path / "plots")
@@ -233,6 +235,26 @@ class RunFolder:
         for row in zip(*(history[column] for column in HISTORY_COLUMNS)):
             writer.writerow(["" if isinstance(v, float) and math.isnan(v) else (f"{v:.6g}" if isinstance(v, float) else v) for v in row])
         self._write(self.history_path, lambda path: write_text(path, buffer.getvalue()), "the previous file is intact; free disk space, then resume with --resume")
+
+    def read_lr_find(self) -> dict[str, np.ndarray]:
+        """lr_find.csv as columns of floats; empty dict if there is none."""
+        if not self.lr_find_path.is_file():
+            return {}
+        try:
+            with open(self.lr_find_path, newline="", encoding="utf-8") as handle:
+                rows = list(csv.DictReader(handle))
+            return {key: np.array([float(row[key]) for row in rows]) for key in rows[0]} if rows else {}
+        except (OSError, UnicodeDecodeError, TypeError, ValueError) as error:
+            raise ConvscopeError(f"{self.lr_find_path}: unreadable ({error}); delete it and run `convscope lr-find` again") from None
+
+    def write_lr_find(self, columns: dict[str, list]) -> None:
+        """Write lr_find.csv atomically: one row per batch of the sweep (batch, learning_rate, loss, smoothed_loss)."""
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, lineterminator="\n")
+        writer.writerow(columns)
+        for row in zip(*columns.values()):
+            writer.writerow([f"{value:.8g}" if isinstance(value, float) else value for value in row])
+        self._write(self.lr_find_path, lambda path: write_text(path, buffer.getvalue()), "free disk space or pass another --out, then run it again")
 
     def read_metrics(self) -> dict:
         """metrics.json as a dict; empty if missing."""

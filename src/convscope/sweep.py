@@ -25,7 +25,7 @@ from pathlib import Path
 
 from convscope.baseline import baseline_config
 from convscope.compare import compare_runs, format_leaderboard
-from convscope.config import Config, config_to_dict, is_baseline_name
+from convscope.config import FIND, Config, config_to_dict, is_baseline_name
 from convscope.errors import ConvscopeError, TrainingInterrupted
 from convscope.html.compare_page import write_compare_html
 from convscope.pipeline import evaluate_run, train_and_evaluate, train_baseline
@@ -72,6 +72,14 @@ def check_same_settings(run: RunFolder, wanted: Config) -> None:
             f"{run.path}: holds a run with other settings ({'; '.join(differences)}); "
             "re-run with the sweep's original flags, choose another --name, or delete that folder"
         )
+
+
+def with_found_rate(run: RunFolder, wanted: Config) -> Config:
+    """``--learning-rate find`` asks for the rate a run's finder found: once found, the run's own (to skip or resume it)."""
+    saved = run.read_config().train
+    if wanted.train.learning_rate != FIND or not saved.learning_rate_found:
+        return wanted
+    return dataclasses.replace(wanted, train=dataclasses.replace(wanted.train, learning_rate=saved.learning_rate, learning_rate_found=True))
 
 
 def model_config(config: Config, model: str, folder: Path) -> Config:
@@ -129,6 +137,7 @@ def sweep(models: list[str], config: Config) -> SweepResult:
         runs.append(run.path)
         state = run.state()
         if run.config_path.is_file():
+            wanted = with_found_rate(run, wanted)
             check_same_settings(run, wanted)
         if state == "finished":
             logger.info("[%d/%d] %s: finished run in %s, skipped", position, len(models), model, run.path)

@@ -22,6 +22,10 @@ The two newest checkpoints are kept; resume falls back to the older one when
 the newest does not load. Training ends by predicting the test set once with the
 kept weights: predictions.npz and the test metrics, which every later stage reads.
 
+With ``learning_rate: find`` (``--learning-rate find``) the learning-rate finder
+(convscope.lr_find) sweeps the fresh model first, restores it, writes lr_find.csv,
+and the run trains at its suggestion, which config.yaml then records.
+
 The lines a user sees go to the ``convscope.results`` logger (epochs, test
 result) and ``convscope.progress`` (the redrawn progress line); the CLI decides
 where they appear.
@@ -42,7 +46,7 @@ from dataclasses import dataclass, field
 import keras
 import numpy as np
 
-from convscope.config import Config, is_baseline_name
+from convscope.config import FIND, Config, is_baseline_name
 from convscope.data import load_dataset
 from convscope.errors import ConvscopeError, TrainingInterrupted
 from convscope.evaluate import EvaluationResult, evaluate
@@ -54,6 +58,7 @@ from convscope.keras_compat import (
     reset_random_state,
     seed_everything,
 )
+from convscope.lr_find import LearningRateSweep, find_learning_rate, save_lr_find
 from convscope.models import create_model, load_model, load_weights
 from convscope.runfolder import HISTORY_COLUMNS, RunFolder, describe_environment, new_run, with_run_name
 
@@ -210,6 +215,8 @@ def train_in_folder(run: RunFolder, config: Config, model, dataset, resume: bool
     Returns:
         TrainResult.
     """
+    if config.train.learning_rate == FIND:
+        config, _ = find_learning_rate_in_run(run, config, model, dataset, resume)
     training = start_training(run, config, model, dataset, resume)
     # Backend tensors made once: fit() given NumPy arrays converts the whole set again at every
     # epoch's call (full MNIST, 0.19 GB: 2.3 s -> 1.0 s of fixed cost per epoch, 2 loaded cores).
@@ -378,6 +385,26 @@ def compile_model(model: keras.Model, config: Config, steps_per_epoch: int) -> N
 
 def current_learning_rate(model: keras.Model) -> float:
     return float(keras.ops.convert_to_numpy(model.optimizer.learning_rate))
+
+
+def find_learning_rate_in_run(run: RunFolder, config: Config, model, dataset, resume: bool = False, **sweep) -> tuple[Config, LearningRateSweep]:
+    """--learning-rate find and `convscope lr-find`: sweep the configured optimizer and batch size at a
+    constant rate on the fresh model (restored exactly after), record it, return the config with its suggestion.
+
+    Args:
+        run, config, model, dataset, resume: as ``train_in_folder`` takes them.
+        sweep: ``lr_find.find_learning_rate``'s start, end and num_batches.
+    """
+    if resume or model is None:
+        raise ConvscopeError(f"{run.path}: a resumed run continues at the rate in its config.yaml; drop --learning-rate find, or start a new run")
+    constant = dataclasses.replace(config, train=dataclasses.replace(config.train, learning_rate=1.0, schedule="constant"))  # the sweep sets each batch's rate
+    compile_model(model, constant, math.ceil(len(dataset.y_train) / config.train.batch_size))
+    result = find_learning_rate(model, dataset.x_train, dataset.y_train, config.train.batch_size, seed=config.train.seed, **sweep)
+    result.extra["optimizer"] = config.train.optimizer
+    save_lr_find(run, result)
+    results.info(result.summary())
+    found = dataclasses.replace(config.train, learning_rate=result.suggestion, learning_rate_found=True)
+    return dataclasses.replace(config, train=found), result
 
 
 # --------------------------------------------------------------------------- callbacks

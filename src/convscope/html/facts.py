@@ -175,6 +175,40 @@ def training_facts(metrics: dict, history: dict) -> list[tuple[str, str]]:
     return facts
 
 
+LR_FIND_ENDINGS = {"diverged": "then the smoothed loss exceeded 4× its lowest", "not finite": "then the loss became NaN/Inf"}
+
+
+def lr_find_facts(sweep: dict | None, config: dict | None, trained: bool) -> list[tuple[str, str]]:
+    """The learning-rate finder's points and settings (metrics.json's ``lr_find``), and what the run did with them.
+
+    Args:
+        sweep: metrics.json's ``lr_find``; None or empty: no facts.
+        config: the run's config (config_to_dict layout), or None.
+        trained: the run trained after the sweep (else the folder holds the sweep alone).
+    """
+    if not sweep:
+        return []
+    train = (config or {}).get("train", {})
+    suggested = f"{sweep['suggestion']:.3g} (valley rule)"
+    if train.get("learning_rate_found") and math.isclose(float(train.get("learning_rate", 0)), sweep["suggestion"], rel_tol=1e-9):
+        use = "as the peak of the one-cycle schedule" if train.get("schedule") == "onecycle" else "as the (initial) constant rate"
+        suggested += f"; this run trained with it {use}" if trained else "; config.yaml holds it as learning_rate, so a run with this --config trains at it"
+    minimum = sweep["minimum"]["learning_rate"]
+    ran = f"all {sweep['batches_run']} ran" if sweep["stop_reason"] == "completed" else (
+        f"{sweep['batches_run']} ran, {LR_FIND_ENDINGS.get(sweep['stop_reason'], sweep['stop_reason'])}"
+    )
+    return [
+        ("Suggested learning rate", suggested),
+        ("Loss lowest at", f"{minimum:.3g} (fastai's minimum rule suggests a tenth of it, {minimum / 10:.3g})"),
+        ("Loss falling fastest at", f"{sweep['steep']['learning_rate']:.3g}"),
+        (
+            "Sweep",
+            f"{sweep['start']:g} to {sweep['end']:g} over {sweep['planned_batches']} batches of {sweep['batch_size']}"
+            + (f", {sweep['optimizer']}" if sweep.get("optimizer") else "") + f"; {ran}; {sweep['seconds']:.1f} s",
+        ),
+    ]
+
+
 def learning_rate_changes(history: dict) -> list[str]:
     """'epoch 5: 0.001 → 0.0005' for each epoch whose learning rate differs from the one before."""
     rates, epochs = history.get("learning_rate"), history.get("epoch")

@@ -39,6 +39,7 @@ from convscope.html.facts import (
     headline_sentence,
     history_table,
     imported_facts,
+    lr_find_facts,
     preprocessing_facts,
     settings_table,
     summary_table,
@@ -82,6 +83,7 @@ class ReportSources:
     inspected_images: list[str] = field(default_factory=list)  # one caption per inspected image, in order
     inspection_note: str = ""  # why "Inside the network" has no figures
     exports: dict = field(default_factory=dict)  # export.json layout: format -> verified export
+    lr_find: dict | None = None  # metrics.json's lr_find, when the folder has lr_find.csv
 
 
 @dataclass
@@ -105,6 +107,7 @@ class ReportContent:
     summary_note: str
     training_facts: list[tuple[str, str]]
     history: Table | None
+    lr_find: list[tuple[str, str]]  # the learning-rate finder's facts; empty: no finder ran
     headlines: list[Headline]
     class_report: Table | None
     confused_pairs: Table | None
@@ -189,6 +192,7 @@ def read_run_sources(run: RunFolder) -> ReportSources:
         inspected_images=describe_inspected_images(run, metrics),
         inspection_note="" if run.plots_dir.is_dir() else f"No figures yet: run `convscope inspect {run.path}`.",
         exports=run.read_exports(),
+        lr_find=metrics.get("lr_find") if run.lr_find_path.is_file() else None,
     )
 
 
@@ -291,6 +295,7 @@ def compose_report(sources: ReportSources, built_at: str | None = None) -> Repor
         summary_note=sources.summary_note,
         training_facts=training_facts(sources.metrics, sources.history),
         history=history_table(sources.history),
+        lr_find=lr_find_facts(sources.lr_find, sources.config, trained="epochs_run" in sources.metrics),
         headlines=headline_numbers(sources.metrics),
         class_report=class_report_table(evaluation),
         confused_pairs=confused_pairs_table(evaluation),
