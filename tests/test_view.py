@@ -30,10 +30,10 @@ from convscope.inspection.graph import layer_graph
 from convscope.models import create_model
 from convscope.predict import predict_images
 from convscope.runfolder import RunFolder
-from convscope.view import ViewSession, start
-from convscope.view.app import MAX_BODY_BYTES, create_app
-from convscope.view.encoding import to_uint8
-from convscope.view.server import choose_token
+from convscope.viewer import ViewSession, start
+from convscope.viewer.app import MAX_BODY_BYTES, create_app
+from convscope.viewer.encoding import to_uint8
+from convscope.viewer.server import choose_token
 from conftest import never_called_sequential
 
 LOCAL = "http://127.0.0.1:8000"
@@ -403,7 +403,7 @@ def test_a_baseline_run_can_be_viewed(tmp_path, small_data):
 
 def test_view_from_python_returns_the_url_and_shows_an_iframe_in_jupyter(monkeypatch):
     import convscope
-    from convscope.view import stop_view
+    from convscope.viewer import stop_view
 
     shown = []
     fake = types.ModuleType("IPython")

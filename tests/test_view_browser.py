@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from convscope.view import ViewSession, start
+from convscope.viewer import ViewSession, start
 from conftest import CHROMIUM, NO_CHROMIUM, save_screenshot
 from test_view import png, trained_run
 

@@ -12,7 +12,7 @@ module's name (train, evaluate): `convscope.evaluate` is always the function;
 reach the module's other names with `from convscope.evaluate import ...`.
 `convscope.inspect` is the function of the package `convscope.inspection`;
 `convscope.view` is the function of the package of the same name (reach its
-other names with `from convscope.view import ...`).
+other names with `from convscope.viewer import ...`).
 """
 
 import sys
@@ -31,7 +31,7 @@ _PUBLIC = {
     "list_models": "convscope.models",
     "summarize": "convscope.models",
     "train": "convscope.train",
-    "find_learning_rate": "convscope.lr_find",
+    "find_learning_rate": "convscope.lrfind",
     "evaluate": "convscope.evaluate",
     "inspect": "convscope.inspection",
     "build_report": "convscope.pipeline",
@@ -40,7 +40,7 @@ _PUBLIC = {
     "train_baseline": "convscope.pipeline",
     "sweep": "convscope.sweep",
     "predict_images": "convscope.predict",
-    "view": "convscope.view",
+    "view": "convscope.viewer",
     "ConvscopeError": "convscope.errors",
 }
 

@@ -213,7 +213,7 @@ def command_predict(args) -> int:
 def command_view(args) -> int:
     import webbrowser
 
-    from convscope.view import serve_run  # lazy: --help starts without TensorFlow
+    from convscope.viewer import serve_run  # lazy: --help starts without TensorFlow
 
     run_dir, imported = open_or_import(args)
     if imported is not None:

@@ -36,7 +36,7 @@ SCHEDULES = ("constant", "onecycle")
 VALIDATIONS = ("stratified", "random", "last", "test")
 KEEPS = ("best", "last")
 FIND = "find"  # train.learning_rate: run the learning-rate finder first and train at its suggestion
-# The finder's sweep (convscope.lr_find), fastai's defaults: start_lr, end_lr, num_it.
+# The finder's sweep (convscope.lrfind), fastai's defaults: start_lr, end_lr, num_it.
 LR_FIND_DEFAULTS = (1e-7, 10.0, 100)
 
 

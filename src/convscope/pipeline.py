@@ -37,7 +37,7 @@ from convscope.html.notebook import array_pair, history_columns, notebook_source
 from convscope.html.report import build_run_report, compose_report, write_report
 from convscope.inspection import compute_dense_weights, inspect
 from convscope.keras_compat import to_channels_last
-from convscope.lr_find import LearningRateSweep, check_sweep_settings, read_lr_find
+from convscope.lrfind import LearningRateSweep, check_sweep_settings, read_lr_find
 from convscope.plots.common import save_figure
 from convscope.plots.evaluation import save_evaluation_figures
 from convscope.plots.inspection import plot_dense_weights, save_inspection_figures

@@ -23,7 +23,7 @@ the newest does not load. Training ends by predicting the test set once with the
 kept weights: predictions.npz and the test metrics, which every later stage reads.
 
 With ``learning_rate: find`` (``--learning-rate find``) the learning-rate finder
-(convscope.lr_find) sweeps the fresh model first, restores it, writes lr_find.csv,
+(convscope.lrfind) sweeps the fresh model first, restores it, writes lr_find.csv,
 and the run trains at its suggestion, which config.yaml then records.
 
 The lines a user sees go to the ``convscope.results`` logger (epochs, test
@@ -58,7 +58,7 @@ from convscope.keras_compat import (
     reset_random_state,
     seed_everything,
 )
-from convscope.lr_find import LearningRateSweep, find_learning_rate, save_lr_find
+from convscope.lrfind import LearningRateSweep, find_learning_rate, save_lr_find
 from convscope.models import create_model, load_model, load_weights
 from convscope.runfolder import HISTORY_COLUMNS, RunFolder, describe_environment, new_run, with_run_name
 

@@ -1,6 +1,6 @@
-"""The learning-rate finder's figure: draw what ``convscope.lr_find`` recorded (no computation here).
+"""The learning-rate finder's figure: draw what ``convscope.lrfind`` recorded (no computation here).
 
-    from convscope.lr_find import find_learning_rate
+    from convscope.lrfind import find_learning_rate
     from convscope.plots.lr_find import plot_lr_find
     figure = plot_lr_find(find_learning_rate(model, x_train, y_train))
     save_figure(figure, "runs/demo/plots/lr_find.png")
@@ -24,7 +24,7 @@ def plot_lr_find(sweep, ax=None):
     """Loss against learning rate (log scale): each batch's loss, the smoothed curve, the three rules' points.
 
     Args:
-        sweep: a ``convscope.lr_find.LearningRateSweep`` (``find_learning_rate``'s result,
+        sweep: a ``convscope.lrfind.LearningRateSweep`` (``find_learning_rate``'s result,
             or ``read_lr_find(run)``).
         ax: axes to draw into; a new figure otherwise.
 

@@ -4,7 +4,7 @@
 
     import convscope
     url = convscope.view(model, "mnist-sample")       # a Keras model in memory; in Jupyter the page shows inline
-    from convscope.view import stop_view
+    from convscope.viewer import stop_view
     stop_view(url)                                    # or let it end with the Python process
 
 Modules: ``session`` (the model, its inputs and every computed answer, as
@@ -17,8 +17,8 @@ from __future__ import annotations
 
 import logging
 
-from convscope.view.server import Served, serve, start
-from convscope.view.session import ViewSession
+from convscope.viewer.server import Served, serve, start
+from convscope.viewer.session import ViewSession
 
 __all__ = ["Served", "ViewSession", "serve", "serve_run", "start", "stop_view", "view"]
 

@@ -1,13 +1,13 @@
 """A model opened for the live viewer: its inputs, every layer's output, Grad-CAM, saliency and worked sums, as JSON-ready dicts.
 
-    from convscope.view.session import ViewSession
+    from convscope.viewer.session import ViewSession
     session = ViewSession.from_run("runs/mnist-demo")
     session.describe()["layers"][0]            # {'name': 'conv1', 'type': 'Conv2D', 'output_shape': [26, 26, 32], ...}
     x, pixels = session.input_from_png(open("seven.png", "rb").read())
     answer = session.predict(x, pixels)        # probabilities, one entry per layer with its tiles, Grad-CAM, saliency
     session.explain(x, "conv1", channel=3, row=10, column=12)["worked"]["total"]
 
-Compute only: the web app (``convscope.view.app``) turns requests into these
+Compute only: the web app (``convscope.viewer.app``) turns requests into these
 calls and their dicts into responses. Every number comes from the inspection
 package: one ``NetworkProbe`` over all layers, built once, run behind one lock
 (Keras models are not safe to call from several threads at once); the
@@ -36,7 +36,7 @@ from convscope.inspection.graph import layer_graph, shape_of
 from convscope.inspection.weights import compute_worked_output, first_filters, learned_responses
 from convscope.predict import InputSpec, input_spec_from_dataset, prepare_image_bytes, prepare_pixels, read_input_spec
 from convscope.runfolder import open_run
-from convscope.view.encoding import filter_tiles, heat_image, mosaic, overlay, png_data_url, to_uint8
+from convscope.viewer.encoding import filter_tiles, heat_image, mosaic, overlay, png_data_url, to_uint8
 
 logger = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 """Serving a ViewSession under uvicorn: bind, choose the token, run in the foreground or in a background thread.
 
-    from convscope.view.server import serve, start
+    from convscope.viewer.server import serve, start
     serve(session, port=8000, on_ready=print)        # blocks until Ctrl-C (the command line)
     running = start(session)                          # a background thread (notebooks, tests)
     running.url                                       # 'http://127.0.0.1:40123/'
@@ -23,8 +23,8 @@ from dataclasses import dataclass
 import uvicorn
 
 from convscope.errors import ConvscopeError
-from convscope.view.app import create_app, is_loopback_host
-from convscope.view.session import ViewSession
+from convscope.viewer.app import create_app, is_loopback_host
+from convscope.viewer.session import ViewSession
 
 WILDCARD_HOSTS = ("0.0.0.0", "::", "")  # every interface
 START_TIMEOUT_SECONDS = 30.0

@@ -11,7 +11,7 @@ import yaml
 from convscope.cli import main
 from convscope.config import Config, resolve_config
 from convscope.errors import ConvscopeError
-from convscope.lr_find import (
+from convscope.lrfind import (
     LossSmoother,
     batch_losses_from_running_means,
     find_learning_rate,
@@ -79,19 +79,19 @@ def test_weights_and_optimizer_state_are_restored_exactly():
 
 
 def test_state_is_restored_when_the_sweep_is_interrupted(monkeypatch):
-    from convscope import lr_find
+    from convscope import lrfind
 
     x, y = tiny_data()
     model = tiny_model()
     before = state_of(model)
-    original = lr_find.SweepRecorder.on_train_batch_end
+    original = lrfind.SweepRecorder.on_train_batch_end
 
     def interrupt(self, batch, logs=None):
         original(self, batch, logs)
         if batch == 30:
             raise KeyboardInterrupt
 
-    monkeypatch.setattr(lr_find.SweepRecorder, "on_train_batch_end", interrupt)
+    monkeypatch.setattr(lrfind.SweepRecorder, "on_train_batch_end", interrupt)
     with pytest.raises(KeyboardInterrupt):
         find_learning_rate(model, x, y, batch_size=16)
     for old, new in zip(before, state_of(model)):

@@ -1,6 +1,6 @@
 """Arrays to what the viewer's page draws: PNG data URLs, feature-map mosaics, coloured overlays.
 
-    from convscope.view.encoding import png_data_url, mosaic, overlay
+    from convscope.viewer.encoding import png_data_url, mosaic, overlay
     png_data_url(pixels)                      # 'data:image/png;base64,...' of (H, W) or (H, W, C) uint8
     picture, layout = mosaic(maps)            # (H, W, C) floats -> one grid of C tiles, one shared scale
     overlay(pixels, heatmap)                  # a [0, 1] heatmap coloured and blended over the image
@@ -28,7 +28,7 @@ OVERLAY_ALPHA = 0.55  # heatmap weight where it is 1; the image shows through el
 @functools.lru_cache(maxsize=None)
 def colour_table(name: str) -> np.ndarray:
     """A Matplotlib colour map as a (256, 3) uint8 lookup table."""
-    from matplotlib import colormaps  # lazy: only the viewer's first request needs it, and `import convscope.view` stays quick
+    from matplotlib import colormaps  # lazy: only the viewer's first request needs it, and `import convscope.viewer` stays quick
 
     return np.round(colormaps[name](np.linspace(0, 1, 256))[:, :3] * 255).astype(np.uint8)
 

@@ -1,6 +1,6 @@
 """The learning-rate finder: a short training run at an exponentially growing rate, and the rate it suggests.
 
-    from convscope.lr_find import find_learning_rate
+    from convscope.lrfind import find_learning_rate
     model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
     sweep = find_learning_rate(model, x_train, y_train, batch_size=128)
     print(sweep.suggestion)            # the valley rule's rate; sweep.minimum, sweep.steep: the other two points

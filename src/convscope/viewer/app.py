@@ -1,9 +1,9 @@
 """The viewer's web app (Starlette): the JSON API, the static page, and the guards in front of them.
 
-    from convscope.view.app import create_app
+    from convscope.viewer.app import create_app
     app = create_app(session)                         # loopback: no token needed
     app = create_app(session, token="s3cret")         # every request must carry it
-    # served by convscope.view.server under uvicorn; tests drive it with starlette.testclient
+    # served by convscope.viewer.server under uvicorn; tests drive it with starlette.testclient
 
 Routes (README, "Live viewer", documents them for scripts):
     GET  /                      the page (static/index.html)
@@ -40,7 +40,7 @@ from starlette.responses import FileResponse, HTMLResponse, JSONResponse
 from starlette.routing import Route
 
 from convscope.errors import ConvscopeError
-from convscope.view.session import RequestError, ViewSession
+from convscope.viewer.session import RequestError, ViewSession
 
 logger = logging.getLogger(__name__)
 
