@@ -125,7 +125,7 @@ def test_optimizer_and_metrics_exist_before_the_first_step(tmp_path, small_data)
     # Built before fit: TensorFlow would otherwise trace the first step twice (1 s per run).
     from convscope.models import create_model
     from convscope.keras_compat import build_training_state
-    from convscope.train import compile_model
+    from convscope.optim import compile_model
 
     config = make_config(tmp_path)
     model = create_model(config.model.name, small_data.input_shape, small_data.num_classes)

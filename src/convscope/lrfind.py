@@ -28,6 +28,8 @@ Library code: nothing is printed and no file is written here except by ``save_lr
 
 from __future__ import annotations
 
+import dataclasses
+import logging
 import math
 import time
 from dataclasses import dataclass, field
@@ -35,9 +37,10 @@ from dataclasses import dataclass, field
 import keras
 import numpy as np
 
-from convscope.config import LR_FIND_DEFAULTS
+from convscope.config import LR_FIND_DEFAULTS, Config
 from convscope.errors import ConvscopeError
 from convscope.keras_compat import batches, batches_per_call, build_training_state
+from convscope.optim import compile_model
 from convscope.runfolder import RunFolder
 
 # fastai's start_lr 1e-7 (far below any useful rate: the curve starts flat), end_lr 10 (far
@@ -48,6 +51,8 @@ DIVERGENCE_FACTOR = 4.0  # stop once the smoothed loss exceeds 4x its best (fast
 SKIP_START_DIVISOR = 10  # the rules ignore the first tenth of the planned batches (fastai: num_it // 10)
 SKIP_END = 5  # and the last 5 recorded ones (fastai: [:-5])
 MIN_SWEEP_BATCHES = 10  # fewer leave the rules nothing to read
+
+results = logging.getLogger("convscope.results")  # what a run reports: the CLI prints it on stdout
 RULES = ("valley", "minimum", "steep")
 
 
@@ -433,3 +438,23 @@ def read_lr_find(run: RunFolder) -> LearningRateSweep | None:
         **{key: facts[key] for key in known if key in facts},
         extra={key: value for key, value in facts.items() if key not in known | derived},
     )
+
+
+def find_learning_rate_in_run(run: RunFolder, config: Config, model, dataset, resume: bool = False, **sweep) -> tuple[Config, LearningRateSweep]:
+    """--learning-rate find and `convscope lr-find`: sweep the configured optimizer and batch size at a
+    constant rate on the fresh model (restored exactly after), record it, return the config with its suggestion.
+
+    Args:
+        run, config, model, dataset, resume: as ``train.train_in_folder`` takes them.
+        sweep: ``find_learning_rate``'s start, end and num_batches.
+    """
+    if resume or model is None:
+        raise ConvscopeError(f"{run.path}: a resumed run continues at the rate in its config.yaml; drop --learning-rate find, or start a new run")
+    constant = dataclasses.replace(config, train=dataclasses.replace(config.train, learning_rate=1.0, schedule="constant"))  # the sweep sets each batch's rate
+    compile_model(model, constant, math.ceil(len(dataset.y_train) / config.train.batch_size))
+    result = find_learning_rate(model, dataset.x_train, dataset.y_train, config.train.batch_size, seed=config.train.seed, **sweep)
+    result.extra["optimizer"] = config.train.optimizer
+    save_lr_find(run, result)
+    results.info(result.summary())
+    found = dataclasses.replace(config.train, learning_rate=result.suggestion, learning_rate_found=True)
+    return dataclasses.replace(config, train=found), result

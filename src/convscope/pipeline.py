@@ -44,7 +44,8 @@ from convscope.plots.inspection import plot_dense_weights, save_inspection_figur
 from convscope.models import describe_model_file, is_model_file, load_model_for_data
 from convscope.plots.lr_find import plot_lr_find
 from convscope.runfolder import RunFolder, default_run_name, describe_environment, new_run, open_run, with_run_name
-from convscope.train import find_learning_rate_in_run, prepare_training, train_in_folder
+from convscope.lrfind import find_learning_rate_in_run
+from convscope.train import prepare_training, train_in_folder
 
 DEFAULT_INSPECT_IMAGES = 2  # the report shows one right and one wrong prediction
 SAMPLE_IMAGES = 64  # training images handed to the sample figure (it shows the first 25)

@@ -58,13 +58,12 @@ from convscope.keras_compat import (
     reset_random_state,
     seed_everything,
 )
-from convscope.lrfind import LearningRateSweep, find_learning_rate, save_lr_find
+from convscope.lrfind import find_learning_rate_in_run
 from convscope.models import create_model, load_model, load_weights
+from convscope.optim import compile_model, current_learning_rate
 from convscope.runfolder import HISTORY_COLUMNS, RunFolder, describe_environment, new_run, with_run_name
 
 REDUCE_LR_MIN_DELTA = 1e-4  # ReduceLROnPlateau's default: smaller val_loss gains count as no gain
-ONECYCLE_WARMUP_FRACTION = 0.2  # linear warm-up over the first 20% of steps, then cosine to 0
-ONECYCLE_START_DIVISOR = 25.0  # warm-up starts at peak/25, as in fastai's fit_one_cycle
 # Batches per call into TensorFlow while training (see keras_compat.batches_per_call). Each call
 # costs about 1.5 ms of Python and dispatch here, 10-17% of a small model's step: 8 at a
 # time, mnist_fast trained at 10,300 images/s instead of 8,800 (mnist_convnet 3,740 instead
@@ -346,65 +345,6 @@ def finish_epoch(training: Training, row: dict) -> None:
 
 
 # --------------------------------------------------------------------------- model and optimizer
-
-
-def outputs_probabilities(model: keras.Model) -> bool:
-    """True if the model ends in a softmax, so the loss must not apply another one."""
-    last = model.layers[-1]
-    activation = getattr(last, "activation", None)
-    name = getattr(activation, "__name__", str(activation))
-    return name == "softmax" or type(last).__name__ == "Softmax"
-
-
-def create_optimizer(config: Config, steps_per_epoch: int) -> keras.optimizers.Optimizer:
-    """The optimizer with a constant rate or a one-cycle schedule over all steps."""
-    train = config.train
-    learning_rate = train.learning_rate
-    if train.schedule == "onecycle":
-        total_steps = steps_per_epoch * train.epochs
-        warmup_steps = max(1, int(total_steps * ONECYCLE_WARMUP_FRACTION))
-        learning_rate = keras.optimizers.schedules.CosineDecay(
-            initial_learning_rate=train.learning_rate / ONECYCLE_START_DIVISOR,
-            decay_steps=max(1, total_steps - warmup_steps),
-            alpha=0.0,
-            warmup_target=train.learning_rate,
-            warmup_steps=warmup_steps,
-        )
-    optimizers = {"adam": keras.optimizers.Adam, "rmsprop": keras.optimizers.RMSprop, "sgd": keras.optimizers.SGD}
-    return optimizers[train.optimizer](learning_rate=learning_rate)
-
-
-def compile_model(model: keras.Model, config: Config, steps_per_epoch: int) -> None:
-    """Compile with integer labels: sparse cross-entropy, so labels never need one-hot encoding."""
-    model.compile(
-        optimizer=create_optimizer(config, steps_per_epoch),
-        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=not outputs_probabilities(model)),
-        metrics=["accuracy"],
-    )
-
-
-def current_learning_rate(model: keras.Model) -> float:
-    return float(keras.ops.convert_to_numpy(model.optimizer.learning_rate))
-
-
-def find_learning_rate_in_run(run: RunFolder, config: Config, model, dataset, resume: bool = False, **sweep) -> tuple[Config, LearningRateSweep]:
-    """--learning-rate find and `convscope lr-find`: sweep the configured optimizer and batch size at a
-    constant rate on the fresh model (restored exactly after), record it, return the config with its suggestion.
-
-    Args:
-        run, config, model, dataset, resume: as ``train_in_folder`` takes them.
-        sweep: ``lr_find.find_learning_rate``'s start, end and num_batches.
-    """
-    if resume or model is None:
-        raise ConvscopeError(f"{run.path}: a resumed run continues at the rate in its config.yaml; drop --learning-rate find, or start a new run")
-    constant = dataclasses.replace(config, train=dataclasses.replace(config.train, learning_rate=1.0, schedule="constant"))  # the sweep sets each batch's rate
-    compile_model(model, constant, math.ceil(len(dataset.y_train) / config.train.batch_size))
-    result = find_learning_rate(model, dataset.x_train, dataset.y_train, config.train.batch_size, seed=config.train.seed, **sweep)
-    result.extra["optimizer"] = config.train.optimizer
-    save_lr_find(run, result)
-    results.info(result.summary())
-    found = dataclasses.replace(config.train, learning_rate=result.suggestion, learning_rate_found=True)
-    return dataclasses.replace(config, train=found), result
 
 
 # --------------------------------------------------------------------------- callbacks

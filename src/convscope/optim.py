@@ -1,0 +1,52 @@
+"""How a model is compiled for training: the optimizer, its learning-rate schedule and the loss.
+
+    compile_model(model, config, steps_per_epoch)   # Adam/RMSprop/SGD, constant or one-cycle, sparse cross-entropy
+"""
+
+from __future__ import annotations
+
+import keras
+
+from convscope.config import Config
+
+ONECYCLE_WARMUP_FRACTION = 0.2  # linear warm-up over the first 20% of steps, then cosine to 0
+ONECYCLE_START_DIVISOR = 25.0  # warm-up starts at peak/25, as in fastai's fit_one_cycle
+
+
+def outputs_probabilities(model: keras.Model) -> bool:
+    """True if the model ends in a softmax, so the loss must not apply another one."""
+    last = model.layers[-1]
+    activation = getattr(last, "activation", None)
+    name = getattr(activation, "__name__", str(activation))
+    return name == "softmax" or type(last).__name__ == "Softmax"
+
+
+def create_optimizer(config: Config, steps_per_epoch: int) -> keras.optimizers.Optimizer:
+    """The optimizer with a constant rate or a one-cycle schedule over all steps."""
+    train = config.train
+    learning_rate = train.learning_rate
+    if train.schedule == "onecycle":
+        total_steps = steps_per_epoch * train.epochs
+        warmup_steps = max(1, int(total_steps * ONECYCLE_WARMUP_FRACTION))
+        learning_rate = keras.optimizers.schedules.CosineDecay(
+            initial_learning_rate=train.learning_rate / ONECYCLE_START_DIVISOR,
+            decay_steps=max(1, total_steps - warmup_steps),
+            alpha=0.0,
+            warmup_target=train.learning_rate,
+            warmup_steps=warmup_steps,
+        )
+    optimizers = {"adam": keras.optimizers.Adam, "rmsprop": keras.optimizers.RMSprop, "sgd": keras.optimizers.SGD}
+    return optimizers[train.optimizer](learning_rate=learning_rate)
+
+
+def compile_model(model: keras.Model, config: Config, steps_per_epoch: int) -> None:
+    """Compile with integer labels: sparse cross-entropy, so labels never need one-hot encoding."""
+    model.compile(
+        optimizer=create_optimizer(config, steps_per_epoch),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=not outputs_probabilities(model)),
+        metrics=["accuracy"],
+    )
+
+
+def current_learning_rate(model: keras.Model) -> float:
+    return float(keras.ops.convert_to_numpy(model.optimizer.learning_rate))
