@@ -28,7 +28,9 @@ import convscope  # noqa: F401  (first: see above)
 import numpy as np
 import pytest
 
+from convscope.config import Config, save_config
 from convscope.data import download, load_dataset
+from convscope.runfolder import RunFolder
 
 # ---------------------------------------------------------------- no network
 
@@ -161,6 +163,19 @@ def never_called_sequential():
             layers.Dense(5, activation="softmax"),
         ]
     )
+
+
+def make_run(folder, dataset, model, **data_fields):
+    """A run folder as train leaves it (config, data.json, model.keras), without training."""
+    run = RunFolder(folder)
+    config = Config()
+    config.data.dataset = dataset.name
+    for key, value in data_fields.items():
+        setattr(config.data, key, value)
+    save_config(config, run.config_path)
+    run.write_data_description(dataset)
+    run.save_model(model)
+    return run
 
 
 def fit_notebook_model(image_shape: tuple, num_classes: int, filters: int, epochs: int):

@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import isolated_env, random_images
+from conftest import isolated_env, make_run, random_images
 from convscope.cli import main
-from convscope.config import Config, save_config
+from convscope.config import Config
 from convscope.data import load_dataset
 from convscope.errors import ConvscopeError
 from convscope.export import FORMATS, export_model, export_run
@@ -67,19 +67,6 @@ def randomize_batch_norm(model, seed=0):
             layer.moving_variance.assign(rng.uniform(0.2, 3.0, size).astype("float32"))
             layer.gamma.assign(rng.uniform(0.5, 2.0, size).astype("float32"))
             layer.beta.assign(rng.normal(0, 0.5, size).astype("float32"))
-
-
-def make_run(folder, dataset, model, **data_fields):
-    """A run folder as train leaves it (config, data.json, model.keras), without training."""
-    run = RunFolder(folder)
-    config = Config()
-    config.data.dataset = dataset.name
-    for key, value in data_fields.items():
-        setattr(config.data, key, value)
-    save_config(config, run.config_path)
-    run.write_data_description(dataset)
-    run.save_model(model)
-    return run
 
 
 def save_test_images(dataset, folder, count=4):

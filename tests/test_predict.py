@@ -7,27 +7,15 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw, ImageFont
 
+from conftest import make_run
+
 from convscope.cli import main
-from convscope.config import Config, save_config
+from convscope.config import Config
 from convscope.data import load_dataset
 from convscope.errors import ConvscopeError
 from convscope.fileio import write_json
 from convscope.models import create_model
 from convscope.predict import expand_image_paths, predict_images, prepare_images, read_input_spec
-from convscope.runfolder import RunFolder
-
-
-def make_run(folder, dataset, model, **data_fields):
-    """A run folder as train leaves it (config, data.json, model.keras), without training."""
-    run = RunFolder(folder)
-    config = Config()
-    config.data.dataset = dataset.name
-    for key, value in data_fields.items():
-        setattr(config.data, key, value)
-    save_config(config, run.config_path)
-    run.write_data_description(dataset)
-    run.save_model(model)
-    return run
 
 
 def save_pixels(pixels: np.ndarray, path) -> str:

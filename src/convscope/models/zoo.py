@@ -171,6 +171,42 @@ def format_models_table(infos: list[ModelInfo] | None = None) -> str:
     ]
     return format_table(header, rows, align="lrlll") + "\n(parameters for the default input and 10 classes)"
 
+def _mlp_512(input_shape, num_classes, dropout: float | None, name: str) -> keras.Model:
+    """Flatten, two Dense 512 relu (each followed by Dropout ``dropout`` unless None), Dense softmax."""
+    stack = [keras.Input(input_shape), layers.Flatten(name="flatten")]
+    for index in (1, 2):
+        stack.append(layers.Dense(512, activation="relu", name=f"dense{index}"))
+        if dropout is not None:
+            stack.append(layers.Dropout(dropout, name=f"dropout{index}"))
+    return keras.Sequential([*stack, layers.Dense(num_classes, activation="softmax", name="predictions")], name=name)
+
+
+def _cnn_small(input_shape, num_classes, dropouts: tuple[float, float] | None, name: str) -> keras.Model:
+    """Conv 32 3x3 relu, MaxPool 2, Flatten, Dense softmax; ``dropouts``: rates after the pooling and after Flatten."""
+    conv = [keras.Input(input_shape), layers.Conv2D(32, 3, activation="relu", name="conv1"), layers.MaxPooling2D(2, name="pool1")]
+    if dropouts is None:
+        head = [layers.Flatten(name="flatten")]
+    else:
+        head = [layers.Dropout(dropouts[0], name="dropout1"), layers.Flatten(name="flatten"), layers.Dropout(dropouts[1], name="dropout2")]
+    return keras.Sequential([*conv, *head, layers.Dense(num_classes, activation="softmax", name="predictions")], name=name)
+
+
+def _mnist_convnet(input_shape, num_classes, dropout: float, name: str) -> keras.Model:
+    """Conv 32 3x3, MaxPool 2, Conv 64 3x3, MaxPool 2, Flatten, Dropout ``dropout``, Dense softmax."""
+    return keras.Sequential(
+        [
+            keras.Input(input_shape),
+            layers.Conv2D(32, 3, activation="relu", name="conv1"),
+            layers.MaxPooling2D(2, name="pool1"),
+            layers.Conv2D(64, 3, activation="relu", name="conv2"),
+            layers.MaxPooling2D(2, name="pool2"),
+            layers.Flatten(name="flatten"),
+            layers.Dropout(dropout, name="dropout1"),
+            layers.Dense(num_classes, activation="softmax", name="predictions"),
+        ],
+        name=name,
+    )
+
 
 # ---------------------------------------------------------------------------
 # 28x28x1 (MNIST-style) lessons
@@ -187,18 +223,7 @@ def mlp_512(input_shape, num_classes):
     dense1: 784*512 + 512 = 401,920; dense2: 512*512 + 512 = 262,656;
     predictions: 512*10 + 10 = 5,130; total 669,706.
     """
-    return keras.Sequential(
-        [
-            keras.Input(input_shape),
-            layers.Flatten(name="flatten"),
-            layers.Dense(512, activation="relu", name="dense1"),
-            layers.Dropout(0.2, name="dropout1"),
-            layers.Dense(512, activation="relu", name="dense2"),
-            layers.Dropout(0.2, name="dropout2"),
-            layers.Dense(num_classes, activation="softmax", name="predictions"),
-        ],
-        name="mlp_512",
-    )
+    return _mlp_512(input_shape, num_classes, dropout=0.2, name="mlp_512")
 
 
 @register_model(
@@ -213,16 +238,7 @@ def mlp_512_nodropout(input_shape, num_classes):
     dense1: 784*512 + 512 = 401,920; dense2: 512*512 + 512 = 262,656;
     predictions: 512*10 + 10 = 5,130; total 669,706.
     """
-    return keras.Sequential(
-        [
-            keras.Input(input_shape),
-            layers.Flatten(name="flatten"),
-            layers.Dense(512, activation="relu", name="dense1"),
-            layers.Dense(512, activation="relu", name="dense2"),
-            layers.Dense(num_classes, activation="softmax", name="predictions"),
-        ],
-        name="mlp_512_nodropout",
-    )
+    return _mlp_512(input_shape, num_classes, dropout=None, name="mlp_512_nodropout")
 
 
 @register_model(
@@ -368,16 +384,7 @@ def cnn_small(input_shape, num_classes):
     conv1: (3*3*1 + 1)*32 = 320, 26x26x32; pool1: floor(26/2) = 13, 13x13x32;
     flatten: 5,408; predictions: 5,408*10 + 10 = 54,090; total 54,410.
     """
-    return keras.Sequential(
-        [
-            keras.Input(input_shape),
-            layers.Conv2D(32, 3, activation="relu", name="conv1"),
-            layers.MaxPooling2D(2, name="pool1"),
-            layers.Flatten(name="flatten"),
-            layers.Dense(num_classes, activation="softmax", name="predictions"),
-        ],
-        name="cnn_small",
-    )
+    return _cnn_small(input_shape, num_classes, dropouts=None, name="cnn_small")
 
 
 @register_model(
@@ -392,18 +399,7 @@ def cnn_small_dropout(input_shape, num_classes):
     conv1: (3*3*1 + 1)*32 = 320, 26x26x32; pool1: 13x13x32; flatten: 5,408;
     predictions: 5,408*10 + 10 = 54,090; total 54,410 (dropout learns nothing).
     """
-    return keras.Sequential(
-        [
-            keras.Input(input_shape),
-            layers.Conv2D(32, 3, activation="relu", name="conv1"),
-            layers.MaxPooling2D(2, name="pool1"),
-            layers.Dropout(0.25, name="dropout1"),
-            layers.Flatten(name="flatten"),
-            layers.Dropout(0.5, name="dropout2"),
-            layers.Dense(num_classes, activation="softmax", name="predictions"),
-        ],
-        name="cnn_small_dropout",
-    )
+    return _cnn_small(input_shape, num_classes, dropouts=(0.25, 0.5), name="cnn_small_dropout")
 
 
 @register_model(
@@ -419,19 +415,7 @@ def mnist_convnet(input_shape, num_classes):
     conv2: (3*3*32 + 1)*64 = 18,496, 11x11x64; pool2: floor(11/2) = 5, 5x5x64;
     flatten: 1,600; predictions: 1,600*10 + 10 = 16,010; total 34,826.
     """
-    return keras.Sequential(
-        [
-            keras.Input(input_shape),
-            layers.Conv2D(32, 3, activation="relu", name="conv1"),
-            layers.MaxPooling2D(2, name="pool1"),
-            layers.Conv2D(64, 3, activation="relu", name="conv2"),
-            layers.MaxPooling2D(2, name="pool2"),
-            layers.Flatten(name="flatten"),
-            layers.Dropout(0.5, name="dropout1"),
-            layers.Dense(num_classes, activation="softmax", name="predictions"),
-        ],
-        name="mnist_convnet",
-    )
+    return _mnist_convnet(input_shape, num_classes, dropout=0.5, name="mnist_convnet")
 
 
 @register_model(
@@ -445,19 +429,7 @@ def mnist_convnet_dropout02(input_shape, num_classes):
 
     The arithmetic is mnist_convnet's: 320 + 18,496 + 16,010 = 34,826.
     """
-    return keras.Sequential(
-        [
-            keras.Input(input_shape),
-            layers.Conv2D(32, 3, activation="relu", name="conv1"),
-            layers.MaxPooling2D(2, name="pool1"),
-            layers.Conv2D(64, 3, activation="relu", name="conv2"),
-            layers.MaxPooling2D(2, name="pool2"),
-            layers.Flatten(name="flatten"),
-            layers.Dropout(0.2, name="dropout1"),
-            layers.Dense(num_classes, activation="softmax", name="predictions"),
-        ],
-        name="mnist_convnet_dropout02",
-    )
+    return _mnist_convnet(input_shape, num_classes, dropout=0.2, name="mnist_convnet_dropout02")
 
 
 @register_model(
