@@ -382,6 +382,7 @@ def test_any_model_can_be_viewed(kind, tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.filterwarnings("ignore:LogisticRegression stopped at max_iter")  # 20 iterations are enough to view
 def test_a_baseline_run_can_be_viewed(tmp_path, small_data):
     from convscope.baseline import baseline_config
     from convscope.pipeline import train_baseline
