@@ -174,6 +174,13 @@ def test_train_refuses_a_sklearn_preset_naming_the_command(tmp_path, capsys):
     assert not any(tmp_path.iterdir())
 
 
+def test_baseline_refuses_a_keras_preset_naming_the_command(tmp_path, capsys):
+    assert main(["baseline", "--preset", "ex5-conv", "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "--preset ex5-conv trains the Keras model cnn_single" in err and "`convscope run --preset ex5-conv`" in err
+    assert err.count("\n") == 1 and not any(tmp_path.iterdir())
+
+
 @pytest.mark.slow
 def test_sklearn_preset_runs_as_a_baseline_on_openmls_80_20(tmp_path):
     code = main(["baseline", "--preset", "nn-lesson-sklearn-16x16", "--dataset", "mnist-sample", "--epochs", "2", "--out", str(tmp_path), "--name", "mlp"])

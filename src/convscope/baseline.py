@@ -49,7 +49,7 @@ import keras
 import numpy as np
 
 from convscope.config import BASELINE_PREFIX as PREFIX
-from convscope.config import Config
+from convscope.config import Config, is_baseline_name
 from convscope.data import load_dataset
 from convscope.errors import ConvscopeError
 from convscope.lessons import LESSON_PRESETS
@@ -142,7 +142,14 @@ def baseline_config(config: Config, max_iter: int | None = None) -> Config:
     spec = parse_baseline_name(config.model.name)
     config = copy.deepcopy(config)
     train = config.train
-    if spec.kind == "mlp" and train.preset in LESSON_PRESETS:
+    lesson_model = LESSON_PRESETS.get(train.preset, {}).get("model", {}).get("name")
+    if lesson_model is not None and not is_baseline_name(lesson_model):
+        baselines = ", ".join(name for name, settings in LESSON_PRESETS.items() if is_baseline_name(settings["model"]["name"]))
+        raise ConvscopeError(
+            f"--preset {train.preset} trains the Keras model {lesson_model}, not a scikit-learn baseline; "
+            f"run it with `convscope run --preset {train.preset}`, or give a baseline preset ({baselines})"
+        )
+    if spec.kind == "mlp" and lesson_model is not None:
         # A lesson's MLPClassifier: its max_iter and early stopping (or none) come from the preset.
         train.epochs = max_iter or train.epochs
         train.reduce_lr, train.schedule = None, "constant"
