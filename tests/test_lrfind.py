@@ -234,6 +234,8 @@ def test_lr_find_run_writes_csv_png_and_a_config_at_the_suggestion(tmp_path):
     assert (run.plots_dir / "lr_find.png").read_bytes().startswith(b"\x89PNG")
     config = yaml.safe_load((run.path / "config.yaml").read_text())
     assert config["train"]["learning_rate"] == sweep.suggestion and config["train"]["learning_rate_found"] is True
+    # `convscope run --config RUN/config.yaml` trains into a new folder, not into this one
+    assert config["run"]["name"] is None and resolve_config(run.path / "config.yaml").run.name is None
     again = read_lr_find(RunFolder(run.path))
     assert again.suggestion == sweep.suggestion and again.points["steep"] == sweep.points["steep"]
     assert again.to_metrics() == RunFolder(run.path).read_metrics()["lr_find"]

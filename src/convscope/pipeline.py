@@ -186,7 +186,7 @@ def find_learning_rate_run(config: Config, **sweep) -> tuple[RunFolder, Learning
 
     Args:
         config: the run configuration (not changed); its optimizer and batch size are swept.
-        sweep: ``lr_find.find_learning_rate``'s start, end and num_batches.
+        sweep: ``lrfind.find_learning_rate``'s start, end and num_batches.
 
     Returns:
         (the run folder, the LearningRateSweep).
@@ -203,7 +203,8 @@ def find_learning_rate_run(config: Config, **sweep) -> tuple[RunFolder, Learning
     with new_run(config) as folder, stage(folder, "lr_find", started):
         found, result = find_learning_rate_in_run(folder, config, model, dataset, **sweep)
         save_figure(plot_lr_find(result), folder.plots_dir / "lr_find.png")
-        folder.write_config(found)
+        # No run name in config.yaml: `convscope run --config RUN/config.yaml` then trains into a new folder, not this one.
+        folder.write_config(dataclasses.replace(found, run=dataclasses.replace(found.run, name=None)))
         folder.write_environment(describe_environment(found))
         folder.write_data_description(dataset)
     return folder, result
