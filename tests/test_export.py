@@ -221,6 +221,8 @@ def test_minmax_run_exports_its_per_pixel_numbers(tmp_path):
     moved = tmp_path / "elsewhere.onnx"
     moved.write_bytes(Path(result.path).read_bytes())
     np.testing.assert_allclose(predict_onnx(moved, images).probabilities, predict_images(run.path, images).probabilities, atol=1e-5)
+    with pytest.raises(ConvscopeError, match="minmax scaling is per pixel at 28x28 grayscale; leave the flags out"):
+        predict_onnx(moved, images, image_size=(32, 32))  # the per-pixel numbers fit 28x28 only
 
 
 @pytest.mark.slow
@@ -278,7 +280,7 @@ def unsupported_layer_run(folder, dataset, interpolation):
     return make_run(folder, dataset, model, scale="standard", limit_train=300)
 
 
-@pytest.mark.parametrize("case", ["format name", "converter cannot", "litert converter cannot", "converter wrong", "missing extra", "onnx input shape", "no onnxruntime", "flag on a run"])
+@pytest.mark.parametrize("case", ["format name", "converter cannot", "litert converter cannot", "converter wrong", "missing extra", "onnx input shape", "class names", "damaged metadata", "no onnxruntime", "flag on a run"])
 def test_bad_input_is_one_line_exit_2_and_writes_nothing(case, exported_run, standard_data, tmp_path, monkeypatch, capsys):
     image = tmp_path / "digit.png"
     Image.new("L", (28, 28), 40).save(image)
@@ -302,6 +304,16 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(case, exported_run, sta
         args, expected = ["export", str(exported_run.path)], 'needs tf2onnx, which is not installed; install the export extra: pip install "convscope[export]"'
     elif case == "onnx input shape":
         args, expected = ["predict", onnx_path, str(image), "--image-size", "32,32"], "the model takes inputs of shape (28, 28, 1) but the images were prepared as (32, 32, 1)"
+    elif case == "class names":
+        args = ["predict", onnx_path, str(image), "--class-names", "a,b,c"]
+        expected = "--class-names gives 3 names, " + onnx_path + " has 10 classes; give one name per class"
+    elif case == "damaged metadata":
+        import onnx  # here: only this case edits a model file
+
+        damaged = onnx.load(onnx_path)
+        next(entry for entry in damaged.metadata_props if entry.key == METADATA_KEY).value = "{not json"
+        onnx.save(damaged, str(tmp_path / "damaged.onnx"))
+        args, expected = ["predict", str(tmp_path / "damaged.onnx"), str(image)], f"damaged.onnx: its {METADATA_KEY} metadata is not JSON"
     elif case == "no onnxruntime":
         monkeypatch.setitem(sys.modules, "onnxruntime", None)
         args, expected = ["predict", onnx_path, str(image)], 'needs onnxruntime, which is not installed; install the export extra: pip install "convscope[export]"'

@@ -194,7 +194,7 @@ def _draw_model_view(image: InspectedImage, out_dir: Path, model, spec, inputs, 
     label = f"{image.path.name} ({height}x{width} {spec.color_mode}, as the model takes it)"
     result = inspect(model, inputs, layers=layers, display_images=pixels, image_labels=[label])
     probabilities = result.probabilities[0]
-    names = spec.class_names if len(spec.class_names) == len(probabilities) else [str(k) for k in range(len(probabilities))]
+    names = spec.class_names_for(len(probabilities))
     order = np.argsort(-probabilities, kind="stable")[:TOP_CLASSES]
     image.top = [(int(k), names[k], float(probabilities[k])) for k in order]
     if result.activations:

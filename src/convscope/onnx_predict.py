@@ -25,6 +25,7 @@ deployed predictor starts without loading TensorFlow.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import json
 from pathlib import Path
@@ -135,7 +136,11 @@ def predict_onnx(
     inputs, _ = prepare_images(paths, spec)
     check_input_shape(path, model_input.shape, inputs.shape, source if image_size is None and color_mode is None else "--image-size/--color-mode")
     probabilities = to_probabilities(run_session(session, inputs))
-    names = spec.class_names if len(spec.class_names) == probabilities.shape[1] else [str(k) for k in range(probabilities.shape[1])]
+    if class_names is not None and len(class_names) != probabilities.shape[1]:
+        raise ConvscopeError(
+            f"--class-names gives {len(class_names)} names, {path} has {probabilities.shape[1]} classes; give one name per class, in output order"
+        )
+    names = spec.class_names_for(probabilities.shape[1])
     return PredictionResult(path, paths, probabilities, names, min(top_k, probabilities.shape[1]))
 
 
@@ -158,7 +163,11 @@ def find_input_spec(path: Path, session, scale_given: bool) -> tuple[InputSpec |
     """(the spec, where it came from): the file's own metadata, else a run folder's data.json, else flags only."""
     stored = session.get_modelmeta().custom_metadata_map.get(METADATA_KEY)
     if stored:
-        return spec_from_description(json.loads(stored), str(path)), f"the preprocessing stored in {path.name}"
+        try:
+            described = json.loads(stored)
+        except ValueError as error:
+            raise ConvscopeError(f"{path}: its {METADATA_KEY} metadata is not JSON ({error}); export the run again with `convscope export`") from None
+        return spec_from_description(described, str(path)), f"the preprocessing stored in {path.name}"
     run = next((RunFolder(folder) for folder in (path.parent, path.parent.parent) if RunFolder(folder).data_path.is_file()), None)
     if run is not None:
         return read_input_spec(run, None), str(run.data_path)
@@ -180,17 +189,26 @@ def override_spec(spec: InputSpec | None, model_shape: list, image_size, color_m
         if (height is None or width is None) and image_size is None:
             raise ConvscopeError(f"the model takes images of any size {tuple(model_shape)}; pass --image-size H,W")
         spec = InputSpec((height, width), COLOR_MODES.get(channels, "rgb"), channels_first, None, [])
+    changes = {}
     if image_size is not None:
         if len(image_size) != 2 or min(image_size) < 1:
             raise ConvscopeError(f"--image-size {','.join(map(str, image_size))}; expected two positive sizes H,W, e.g. 28,28")
-        spec.image_size = tuple(image_size)
+        changes["image_size"] = tuple(image_size)
     if color_mode is not None:
-        spec.color_mode = color_mode
+        changes["color_mode"] = color_mode
     if scale is not None:
-        spec.scaling = parse_scale(scale)
+        changes["scaling"] = parse_scale(scale)
     if class_names is not None:
-        spec.class_names = list(class_names)
-    return spec
+        changes["class_names"] = list(class_names)
+    changed = dataclasses.replace(spec, **changes)
+    scaling = changed.scaling
+    if scaling is not None and np.ndim(scaling.offset) > 0 and (changed.image_size, changed.color_mode) != (spec.image_size, spec.color_mode):
+        height, width = spec.image_size
+        raise ConvscopeError(
+            f"--image-size/--color-mode: this model's minmax scaling is per pixel at {height}x{width} {spec.color_mode}; "
+            "leave the flags out, or pass --scale for the new size"
+        )
+    return changed
 
 
 def check_input_shape(path: Path, model_shape: list, prepared: tuple, source: str) -> None:

@@ -49,6 +49,15 @@ class InputSpec:
     scaling: object  # convscope.data.preprocess.Scaling
     class_names: list[str]
 
+    @property
+    def channels(self) -> int:
+        """Channels per pixel the model takes: 1 for grayscale, 3 for RGB."""
+        return 1 if self.color_mode == "grayscale" else 3
+
+    def class_names_for(self, num_classes: int) -> list[str]:
+        """The class names, or "0".."N-1" when the spec holds none (or not one per class) for ``num_classes`` outputs."""
+        return list(self.class_names) if len(self.class_names) == num_classes else [str(k) for k in range(num_classes)]
+
 
 @dataclass
 class PredictionResult:
@@ -207,7 +216,7 @@ def predict_images(run_dir: str | Path, images: list[str | Path], top_k: int = 3
     paths = expand_image_paths(images)
     inputs, _ = prepare_images(paths, spec)
     probabilities = to_probabilities(model.predict(inputs, verbose=0, batch_size=256))
-    names = spec.class_names if len(spec.class_names) == probabilities.shape[1] else [str(k) for k in range(probabilities.shape[1])]
+    names = spec.class_names_for(probabilities.shape[1])
     return PredictionResult(run.path, paths, probabilities, names, min(top_k, probabilities.shape[1]))
 
 

@@ -78,7 +78,7 @@ class ViewSession:
         self.test = test
         self.figures_dir = figures_dir
         height, width = spec.image_size
-        channels = 1 if spec.color_mode == "grayscale" else 3
+        channels = spec.channels
         self.input_shape = (channels, height, width) if spec.channels_first else (height, width, channels)
         self.graph = layer_graph(model, self.input_shape)
         shown = [layer.name for layer in self.graph.layers if not isinstance(self.graph.outputs_of[layer.name], list)]
@@ -86,7 +86,7 @@ class ViewSession:
         self.filters = first_filters(model)
         self.lock = threading.Lock()  # one model call at a time
         num_classes = int(self.graph.output.shape[-1])
-        names = spec.class_names if len(spec.class_names) == num_classes else [str(k) for k in range(num_classes)]
+        names = spec.class_names_for(num_classes)
         self.class_names = list(names)
         self._description = self._describe()
 
@@ -159,7 +159,7 @@ class ViewSession:
         return {
             "title": self.title,
             "model": self.model.name,
-            "input": {"height": height, "width": width, "channels": 1 if self.spec.color_mode == "grayscale" else 3,
+            "input": {"height": height, "width": width, "channels": self.spec.channels,
                       "color_mode": self.spec.color_mode},
             "classes": self.class_names,
             "layers": layers,
@@ -189,7 +189,7 @@ class ViewSession:
     def input_from_pixels(self, values) -> tuple[np.ndarray, np.ndarray]:
         """Raw pixel values 0-255 at the model's size, (H, W) or (H, W, C), e.g. from a script's JSON."""
         height, width = self.spec.image_size
-        channels = 1 if self.spec.color_mode == "grayscale" else 3
+        channels = self.spec.channels
         expected = f"({height}, {width})" + (f" or ({height}, {width}, 1)" if channels == 1 else f", {channels})")
         try:
             pixels = np.asarray(values, dtype=np.float64)
