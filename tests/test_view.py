@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import io
+import shutil
 import sys
 import types
 from pathlib import Path
@@ -254,6 +255,7 @@ BAD_REQUESTS = [
     ("bad base64 image", "post", "/api/predict", {"json": {"image": "%%%"}}, 400, "not valid base64"),
     ("unknown class", "post", "/api/predict?class=42", {"json": {"test_index": 0}}, 400, "class '42' is unknown"),
     ("unknown class name", "post", "/api/predict?class=cat", {"json": {"test_index": 0}}, 400, "class 'cat' is unknown"),
+    ("class a digit only to Unicode", "post", "/api/predict?class=%C2%B2", {"json": {"test_index": 0}}, 400, "class '²' is unknown"),
     ("test index out of range", "post", "/api/predict", {"json": {"test_index": 1000}}, 404, "test image 1000 does not exist"),
     ("unknown layer", "post", "/api/explain", {"json": {"test_index": 0, "layer": "conv9", "channel": 0, "row": 0, "column": 0}}, 404, "layer 'conv9' is unknown"),
     ("no layer", "post", "/api/explain", {"json": {"test_index": 0}}, 400, '"layer" (a layer name) is required'),
@@ -271,6 +273,24 @@ BAD_REQUESTS = [
     ("figure path traversal", "get", "/figures/..%2Fmodel.keras", {}, 404, "no such page"),
     ("figure not in plots", "get", "/figures/model.keras", {}, 404, "no figure"),
 ]
+
+
+def test_a_model_that_outputs_nan_gets_a_422_not_an_encoding_failure(view_run):
+    session = ViewSession.from_run(view_run.path)
+    session.model.set_weights([np.full_like(weights, np.nan) for weights in session.model.get_weights()])  # after its evaluation
+    client = TestClient(create_app(session), base_url=LOCAL)
+    for path, body in (("/api/predict", {"test_index": 0}), ("/api/explain", {"test_index": 0, "layer": "conv1", "channel": 0, "row": 0, "column": 0})):
+        response = client.post(path, json=body)
+        assert response.status_code == 422 and "NaN or Inf" in response.json()["error"], response.text
+
+
+def test_predictions_of_other_test_images_turn_the_pickers_off(view_run, small_data, tmp_path):
+    other = RunFolder(tmp_path / "other")
+    shutil.copytree(view_run.path, other.path)
+    saved = dict(np.load(other.path / "predictions.npz"))
+    np.savez(other.path / "predictions.npz", probabilities=saved["probabilities"], labels=np.roll(saved["labels"], 1))  # same count
+    described = ViewSession.from_run(other.path).describe()["test"]
+    assert described["evaluated"] is False and described["confusion_matrix"] is None
 
 
 @pytest.mark.parametrize("what, method, path, arguments, status, words", BAD_REQUESTS, ids=[case[0] for case in BAD_REQUESTS])

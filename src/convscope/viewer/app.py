@@ -97,7 +97,9 @@ class Guard:
         self.allowed_names = allowed_names
 
     async def __call__(self, scope, receive, send):
-        if scope["type"] != "http":
+        if scope["type"] == "websocket":  # no route takes one; refused here so a future one cannot skip the checks below
+            return await send({"type": "websocket.close", "code": 1008})
+        if scope["type"] != "http":  # lifespan
             return await self.app(scope, receive, send)
         refusal = self.refusal(Request(scope))
         if refusal is not None:

@@ -107,6 +107,13 @@ def serve(session: ViewSession, host: str = "127.0.0.1", port: int = 0, token: s
 def start(session: ViewSession, host: str = "127.0.0.1", port: int = 0, token: str | None = None) -> Served:
     """Serve from a background thread and return once it answers requests.
 
+    Args:
+        session: what to serve.
+        host, port, token: as ``serve`` takes them (port 0: a free one).
+
+    Returns:
+        Served: its ``url``, and ``stop()``.
+
     Example:
         >>> running = start(session)
         >>> running.url
@@ -125,6 +132,8 @@ def start(session: ViewSession, host: str = "127.0.0.1", port: int = 0, token: s
     deadline = time.monotonic() + START_TIMEOUT_SECONDS
     while not server.started:
         if not thread.is_alive() or time.monotonic() > deadline:
+            server.should_exit = True  # a late start must not leave a server holding the port with no handle to stop it
+            thread.join(START_TIMEOUT_SECONDS)
             raise ConvscopeError(f"the viewer did not start on {url}; see the log above")
         time.sleep(0.02)
     return Served(url, server, thread)

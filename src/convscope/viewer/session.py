@@ -62,6 +62,7 @@ class TestImages:
     display: object  # inputs -> uint8 (N, H, W, C): Dataset.display_images
     probabilities: np.ndarray | None  # (N, num_classes) from the evaluation, None before evaluate ran
     confusion: list | None  # rows true, columns predicted, as metrics.json holds it
+    accuracy: float | None  # test accuracy, as metrics.json holds it
 
     @property
     def predicted(self) -> np.ndarray | None:
@@ -106,12 +107,15 @@ class ViewSession:
         else:
             predictions = run.read_predictions()
             probabilities = None if predictions is None else predictions["probabilities"]
-            if probabilities is not None and len(probabilities) != len(dataset.y_test):
-                logger.warning("%s: predictions.npz holds %d test images, the dataset %d; errors and the confusion matrix are off "
-                               "until `convscope evaluate %s` runs again", run.path, len(probabilities), len(dataset.y_test), run.path)
+            if probabilities is not None and not np.array_equal(predictions["labels"], dataset.y_test):
+                # the same count is not enough: a folder whose files changed would pair predictions with other images
+                logger.warning("%s: predictions.npz was made for other test images (%d labels, the dataset has %d); errors and the "
+                               "confusion matrix are off until `convscope evaluate %s` runs again",
+                               run.path, len(probabilities), len(dataset.y_test), run.path)
                 probabilities = None
-            confusion = run.read_metrics().get("evaluation", {}).get("confusion_matrix") if probabilities is not None else None
-            test = TestImages(dataset.x_test, dataset.y_test, dataset.display_images, probabilities, confusion)
+            metrics = run.read_metrics() if probabilities is not None else {}
+            confusion = metrics.get("evaluation", {}).get("confusion_matrix")
+            test = TestImages(dataset.x_test, dataset.y_test, dataset.display_images, probabilities, confusion, metrics.get("test_accuracy"))
         return cls(model, spec, str(run.path), test, run.plots_dir)
 
     @classmethod
@@ -126,7 +130,9 @@ class ViewSession:
         spec = input_spec_from_dataset(dataset)
         layer_graph(model, tuple(dataset.input_shape))  # a never-called model gets its graph before predicting
         evaluation = evaluate(model, dataset.x_test, dataset.y_test, class_names=dataset.class_names)
-        test = TestImages(dataset.x_test, dataset.y_test, dataset.display_images, evaluation.probabilities, evaluation.confusion.tolist())
+        test = TestImages(
+            dataset.x_test, dataset.y_test, dataset.display_images, evaluation.probabilities, evaluation.confusion.tolist(), evaluation.accuracy
+        )
         return cls(model, spec, f"{model.name} on {dataset.name}", test)
 
     # ----------------------------------------------------------------------- what the page asks once
@@ -152,7 +158,7 @@ class ViewSession:
                 "count": int(len(self.test.labels)),
                 "evaluated": predicted is not None,
                 "errors": None if predicted is None else int((predicted != self.test.labels).sum()),
-                "accuracy": None if predicted is None else round(float((predicted == self.test.labels).mean()), 6),
+                "accuracy": None if self.test.accuracy is None else round(float(self.test.accuracy), 6),
                 "confusion_matrix": self.test.confusion,
             }
         height, width = self.spec.image_size
@@ -225,7 +231,7 @@ class ViewSession:
         text = str(value)
         if text in self.class_names:
             return self.class_names.index(text)
-        if text.lstrip("-").isdigit() and 0 <= int(text) < len(self.class_names):
+        if text.isascii() and text.isdigit() and int(text) < len(self.class_names):  # isdigit alone admits "²", which int() refuses
             return int(text)
         raise RequestError(f"class {text!r} is unknown; expected an index 0..{len(self.class_names) - 1} or one of the names {', '.join(self.class_names[:20])}")
 
@@ -243,6 +249,8 @@ class ViewSession:
             probabilities, classes, activations, grad_cam, saliency, (first_conv, first_input) = self.probe.run(x, class_index)
             responses = None if first_conv is None else learned_responses(first_conv, first_input, 0)
             model_seconds = time.perf_counter() - model_started
+        if not np.isfinite(probabilities).all():  # JSON has no NaN: say why rather than fail to encode the answer
+            raise RequestError("the model outputs NaN or Inf for this input; its weights are not finite or it overflows on this input", 422)
         image = pixels[0]
         layers = [_layer_entry(activation.layer_name, activation.layer_type, activation.values[0]) for activation in activations]
         answer = {
@@ -285,6 +293,8 @@ class ViewSession:
         with self.lock:
             _, _, activations, _, _, (first_conv, first_input) = self.probe.run(x)
         values = next(item.values for item in activations if item.layer_name == layer_name)
+        if not np.isfinite(values[0, row, column, channel]):
+            raise RequestError(f"layer {layer_name!r} outputs NaN or Inf at this cell; the model's weights are not finite or it overflows on this input", 422)
         answer = {"layer": layer_name, "channel": channel, "row": row, "column": column,
                   "value": round(float(values[0, row, column, channel]), 6), "receptive_field": None, "worked": None}
         fields = receptive_fields(self.graph.outputs_of[layer_name])
