@@ -234,8 +234,11 @@ def convert(model, path: Path, export_format: ExportFormat, label: str) -> None:
     level = converter_log.level
     converter_log.setLevel(logging.CRITICAL)  # it logs each unsupported op as ERROR; check_onnx_ops says it in one line
     try:
-        # The LiteRT converter writes its MLIR diagnostics straight to stderr; the error it raises holds them too.
-        with warnings.catch_warnings(), filtered_stderr(("",)):
+        # The LiteRT converter writes its MLIR diagnostics straight to stderr, and the error it raises holds
+        # them too: its stderr is held back whole. Only LiteRT's: a native crash inside a converter would
+        # otherwise die with its last words in the held-back file.
+        held_back = filtered_stderr(("",)) if export_format.name == "litert" else contextlib.nullcontext()
+        with warnings.catch_warnings(), held_back:
             warnings.filterwarnings("ignore", message="In the future `np.object`", category=FutureWarning)  # Keras' tf2onnx patch probing NumPy 2
             model.export(str(path), format=export_format.keras_format, verbose=False)
     except Exception as error:  # Keras and the converters raise ValueError, RuntimeError, ConverterError ...
