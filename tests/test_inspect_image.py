@@ -20,8 +20,8 @@ from convscope.inspection.teaching import (
 )
 from convscope.models import create_model
 from convscope.predict import predict_images
+from conftest import make_run
 from test_data_images import png_declaring
-from test_predict import make_run
 
 SOBEL_TEXT = "1,0,-1;2,0,-2;1,0,-1"
 
@@ -58,7 +58,7 @@ def test_parse_kernel_reads_rows_values_and_a_name():
     "text, problem",
     [
         ("", "no values"),
-        ("1,2;3", "rows have 2, 1 values"),
+        ("1,2;3", "rows of different lengths (2, 1 values)"),
         ("1,a;2,3", "'a' in row 1 is not a number"),
         ("1,2;", "row 2 is empty"),
         ("1,,2", "row 1 has an empty value"),
@@ -76,7 +76,7 @@ def test_bad_kernel_names_the_value_and_the_form(text, problem):
 
 @pytest.mark.parametrize(
     "values, problem",
-    [([[1, 2], [3]], "rows of different lengths"), ([["a", "b"]], "not all numbers"), ([], "has shape (0,)"),
+    [([[1, 2], [3]], "rows of different lengths (2, 1 values)"), ([["a", "b"]], "not all numbers"), ([], "has shape (0,)"),
      (np.zeros((2, 2, 2)), "has shape (2, 2, 2)"), ([[1, float("inf")]], "NaN or infinity"), (np.ones((6, 6)), "too large")],
 )
 def test_check_matrix_refuses_what_is_not_a_small_matrix(values, problem):
@@ -166,7 +166,7 @@ def test_worked_pooling_of_your_matrix_equals_a_hand_computation():
     [
         (lambda: compute_worked_convolution(image=[[1, 2], [3, 4]], kernel=[[1, 0, 1]] * 3), "kernel 3x3 is larger than the 2x2 input"),
         (lambda: compute_worked_convolution(image=[[1, 2], [3]]), "image [[1, 2], [3]]: rows of different lengths"),
-        (lambda: compute_worked_convolution(kernel=np.ones((6, 6))), "kernel of 6x6 values: too large"),
+        (lambda: compute_worked_convolution(kernel=np.ones((6, 6))), ": 6x6 is too large; expected a non-empty rectangular matrix of numbers at most 5x5"),
         (lambda: compute_worked_convolution(stride=0), "stride 0"),
         (lambda: compute_worked_convolution(padding="full"), "padding 'full'"),
         (lambda: compute_worked_pooling(image=[[1]], pool_size=2), "image 1x1 is smaller than one 2x2 window"),
@@ -303,7 +303,7 @@ def test_bad_input_is_one_line_and_exit_2(case, tmp_path, capsys):
         arguments[2], expected = str(tmp_path), "a run folder goes before --image"
     elif case == "bad kernel":
         arguments += ["--kernel", "1,2;3"]
-        expected = "--kernel '1,2;3': rows have 2, 1 values; expected rows of equal length"
+        expected = "--kernel '1,2;3': rows of different lengths (2, 1 values); expected rows of equal length"
     elif case == "kernel without image":
         arguments, expected = ["inspect", str(tmp_path), "--kernel", SOBEL_TEXT], "--kernel applies to --image FILE"
     elif case == "nothing":

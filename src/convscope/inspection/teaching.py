@@ -103,7 +103,9 @@ class _Shown(str):
     """A value already written as the message should show it (not repr'd again)."""
 
 
-def check_matrix(values, what: str, max_side: int, example: str = "[[1, 0, -1], [2, 0, -2], [1, 0, -1]]") -> np.ndarray:
+def check_matrix(
+    values, what: str, max_side: int, example: str = "[[1, 0, -1], [2, 0, -2], [1, 0, -1]]", shown: str | None = None, expected: str | None = None
+) -> np.ndarray:
     """A 2-D array of finite numbers from a list of rows or an array; anything else is a ConvscopeError.
 
     Args:
@@ -111,6 +113,8 @@ def check_matrix(values, what: str, max_side: int, example: str = "[[1, 0, -1], 
         what: how the message names it, e.g. "kernel".
         max_side: largest number of rows or columns accepted.
         example: shown in the message as the expected form.
+        shown: how the message shows the value (default: its repr), e.g. the text it was parsed from.
+        expected: the message's "expected ..." part (default: a matrix of at most max_side, like ``example``).
 
     Returns:
         int64 when every value is a whole number, else float64.
@@ -119,12 +123,16 @@ def check_matrix(values, what: str, max_side: int, example: str = "[[1, 0, -1], 
         >>> check_matrix([[1, 0], [0, 1]], "kernel", 5).dtype
         dtype('int64')
     """
-    expected = f"a non-empty rectangular matrix of numbers at most {max_side}x{max_side}, e.g. {example}"
-    shown = values.tolist() if isinstance(values, np.ndarray) and values.size <= 100 else values
+    expected = expected or f"a non-empty rectangular matrix of numbers at most {max_side}x{max_side}, e.g. {example}"
+    if shown is None:
+        shown = values.tolist() if isinstance(values, np.ndarray) and values.size <= 100 else values
+    else:
+        shown = _Shown(repr(shown))
     try:
         matrix = np.asarray(values)
     except ValueError:  # NumPy refuses ragged nested lists
-        _reject(what, shown, "rows of different lengths", expected)
+        lengths = [len(row) if isinstance(row, (list, tuple, np.ndarray)) else 1 for row in values]
+        _reject(what, shown, f"rows of different lengths ({', '.join(map(str, lengths))} values)", expected)
     if matrix.dtype.kind not in "biuf":
         _reject(what, shown, "not all numbers" if matrix.dtype.kind in "OUS" else f"holds {matrix.dtype} values", expected)
     if matrix.ndim != 2 or matrix.size == 0:
@@ -132,7 +140,7 @@ def check_matrix(values, what: str, max_side: int, example: str = "[[1, 0, -1], 
     if not np.isfinite(matrix).all():
         _reject(what, shown, "holds NaN or infinity", expected)
     if max(matrix.shape) > max_side:
-        _reject(what, _Shown(f"of {matrix.shape[0]}x{matrix.shape[1]} values"), "too large", expected)
+        _reject(what, shown, f"{matrix.shape[0]}x{matrix.shape[1]} is too large", expected)
     whole = np.array_equal(matrix, np.round(matrix)) and np.abs(matrix).max() < 2**53
     return matrix.astype(np.int64) if whole else matrix.astype(np.float64)
 
@@ -168,14 +176,8 @@ def parse_kernel(text: str, flag: str = "--kernel") -> tuple[str | None, np.ndar
         except ValueError:
             bad = next(value for value in row if not _is_number(value))
             _reject(flag, text, f"{bad!r} in row {row_number} is not a number" if bad else f"row {row_number} has an empty value", KERNEL_FORM)
-    lengths = sorted({len(row) for row in numbers})
-    if len(lengths) > 1:
-        _reject(flag, text, f"rows have {', '.join(str(len(row)) for row in numbers)} values", f"rows of equal length: {KERNEL_FORM}")
-    if not np.isfinite(numbers).all():
-        _reject(flag, text, "holds NaN or infinity", KERNEL_FORM)
-    if max(len(numbers), lengths[0]) > MAX_KERNEL_SIDE:
-        _reject(flag, text, f"{len(numbers)}x{lengths[0]} is too large", f"at most {MAX_KERNEL_SIDE}x{MAX_KERNEL_SIDE}: {KERNEL_FORM}")
-    return name, np.array(numbers, np.float32)
+    expected = f"rows of equal length, at most {MAX_KERNEL_SIDE}x{MAX_KERNEL_SIDE}: {KERNEL_FORM}"
+    return name, check_matrix(numbers, flag, MAX_KERNEL_SIDE, shown=text, expected=expected).astype(np.float32)
 
 
 def _is_number(text: str) -> bool:
