@@ -48,6 +48,7 @@ import numpy as np
 
 from convscope.config import FIND, Config, is_baseline_name
 from convscope.data import load_dataset
+from convscope.data.checks import check_dataset
 from convscope.errors import ConvscopeError, TrainingInterrupted
 from convscope.evaluate import EvaluationResult, evaluate
 from convscope.keras_compat import (
@@ -173,9 +174,9 @@ def prepare_training(config: Config, model=None, dataset=None, resume: bool = Fa
             f"run `convscope baseline{preset}` instead"
         )
     if dataset is None:
-        dataset = load_dataset(config.data, seed=config.train.seed)
-    if len(dataset.y_train) == 0:
-        raise ConvscopeError(f"{config.data.dataset}: no training images; check the dataset and --limit-train")
+        dataset = load_dataset(config.data, seed=config.train.seed)  # checked there, split by split
+    else:
+        check_dataset(dataset)
     seed_everything(config.train.seed)
     if model is not None:
         config.model.name = f"python:{model.name}"  # built in Python: config.yaml can name it, not rebuild it
