@@ -219,3 +219,20 @@ def test_report_shows_the_augmentation_grid_and_facts(tmp_path, capsys):
     assert "horizontal flip, rotation up to ±15° (--augment flip,rotate=15); training images only" in html
     assert "augment: flip,rotate=15" in (run / "config.yaml").read_text()
     assert json.loads((run / "metrics.json").read_text())["epochs_run"] == 1
+
+
+def test_several_batches_per_call_see_the_same_augmented_batches(tmp_path, monkeypatch):
+    """keras_compat.batches_per_call runs 8 batches per call: the map still draws batch by batch, in order."""
+    import importlib
+
+    training = importlib.import_module("convscope.train")  # the package's `train` attribute is the function
+    train = training.train
+
+    histories = []
+    for steps in (1, training.STEPS_PER_EXECUTION):
+        monkeypatch.setattr(training, "STEPS_PER_EXECUTION", steps)
+        config = small_config(tmp_path, f"steps-{steps}", epochs=1)
+        config.data.limit_train, config.train.batch_size = 352, 32  # 11 batches: a group of 8, then a short one of 3
+        histories.append(train(config).history)
+    for key in ("loss", "accuracy", "val_loss"):
+        np.testing.assert_allclose(histories[0][key], histories[1][key], rtol=1e-6, err_msg=key)
