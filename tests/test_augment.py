@@ -236,3 +236,15 @@ def test_several_batches_per_call_see_the_same_augmented_batches(tmp_path, monke
         histories.append(train(config).history)
     for key in ("loss", "accuracy", "val_loss"):
         np.testing.assert_allclose(histories[0][key], histories[1][key], rtol=1e-6, err_msg=key)
+
+
+def test_sweep_run_again_with_augment_skips_its_finished_run(tmp_path):
+    """A sweep's `--augment` (default) matches the spec its finished run recorded once resolved for the images."""
+    from convscope.sweep import sweep
+
+    config = small_config(tmp_path, "sweep", epochs=1)
+    config.data.limit_train = 128
+    assert sweep(["cnn_single"], config).trained == ["cnn_single"]
+    again = sweep(["cnn_single"], config)
+    assert again.skipped == ["cnn_single"] and not again.trained
+    assert "augment: shift=0.1,rotate=10,zoom=0.1,contrast=0.2" in (tmp_path / "sweep" / "cnn_single" / "config.yaml").read_text()
