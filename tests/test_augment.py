@@ -248,3 +248,33 @@ def test_sweep_run_again_with_augment_skips_its_finished_run(tmp_path):
     again = sweep(["cnn_single"], config)
     assert again.skipped == ["cnn_single"] and not again.trained
     assert "augment: shift=0.1,rotate=10,zoom=0.1,contrast=0.2" in (tmp_path / "sweep" / "cnn_single" / "config.yaml").read_text()
+
+
+def test_lr_find_sweeps_augmented_batches_and_restores_the_model():
+    from convscope.lrfind import find_learning_rate
+
+    rng = np.random.default_rng(0)
+    x, y = rng.random((96, 12, 12, 1), dtype=np.float32), np.arange(96) % 3
+    model = keras.Sequential([keras.Input((12, 12, 1)), keras.layers.Conv2D(4, 3), keras.layers.Flatten(), keras.layers.Dense(3)])
+    model.compile(optimizer=keras.optimizers.Adam(1e-3), loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    before = [np.array(weight) for weight in model.get_weights()]
+    plain = find_learning_rate(model, x, y, batch_size=16, num_batches=30)
+    augmented = find_learning_rate(model, x, y, batch_size=16, num_batches=30, augment="shift=0.2,rotate=30")
+    again = find_learning_rate(model, x, y, batch_size=16, num_batches=30, augment="shift=0.2,rotate=30")
+    assert not np.allclose(plain.losses[:10], augmented.losses[:10])  # the first batches already see other images
+    np.testing.assert_array_equal(augmented.losses, again.losses)
+    for old, new in zip(before, model.get_weights()):
+        np.testing.assert_array_equal(old, new)
+
+
+@pytest.mark.parametrize("scale", ["unit", "standard", None])
+def test_grayscale_corners_are_filled_with_black(scale):
+    """Digits lie on black: what a shift uncovers is pixel 0 as the model sees it (0 when no scaling is known)."""
+    pixels = np.full((8, 10, 10, 1), 255, dtype=np.uint8)
+    pixels[:4] = 40
+    scaling = fit_scaling(scale, pixels) if scale else None
+    x = scaling.apply(pixels) if scaling else pixels.astype(np.float32)
+    black = float(scaling.apply(np.zeros((1, 1, 1, 1), np.uint8))[0, 0, 0, 0]) if scaling else 0.0
+    out, _ = collect(augment_batches(batches(x, np.zeros(8, dtype=np.int64), 8), "shift=0.5", 0, 0, scaling))
+    assert np.isfinite(out).all() and out.min() >= min(black, x.min()) - 1e-5 and out.max() <= x.max() + 1e-5  # blends of black and image
+    assert np.isclose(out, black, atol=1e-6).any()

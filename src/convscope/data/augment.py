@@ -168,7 +168,7 @@ def value_range(scaling) -> tuple[float, float]:
     return (float(ends.min()), float(ends.max()))
 
 
-def create_layers(augmentation: Augmentation, seeds, value_range_: tuple[float, float], channels: int = 3) -> list:
+def create_layers(augmentation: Augmentation, seeds, value_range_: tuple[float, float], channels: int = 3, black: float = 0.0) -> list:
     """The Keras preprocessing layers of ``augmentation``, each with its own seed, in a fixed order.
 
     Uncovered corners are black for grayscale images (digits and clothing lie on black: a
@@ -176,7 +176,7 @@ def create_layers(augmentation: Augmentation, seeds, value_range_: tuple[float, 
     """
     import keras  # lazy: parsing a spec (the CLI, config checks) needs no Keras
 
-    fill = {"fill_mode": "constant", "fill_value": value_range_[0]} if channels == 1 else {"fill_mode": "reflect"}
+    fill = {"fill_mode": "constant", "fill_value": black} if channels == 1 else {"fill_mode": "reflect"}
     layers, seeds = [], iter(int(seed) for seed in seeds)
     if augmentation.flip is not None:
         layers.append(keras.layers.RandomFlip(FLIPS[augmentation.flip], seed=next(seeds)))
@@ -224,7 +224,9 @@ def augment_batches(batches, spec, seed: int, epoch: int, scaling=None):
 
     shape = batches.element_spec[0].shape
     channels = shape[1] if keras.config.image_data_format() == "channels_first" else shape[-1]
-    layers = create_layers(augmentation, epoch_seeds(seed, epoch), value_range(scaling), channels)
+    low, high = value_range(scaling)
+    black = low if scaling is not None else 0.0  # the model input of pixel 0; unscaled inputs: 0
+    layers = create_layers(augmentation, epoch_seeds(seed, epoch), (low, high), channels, black)
 
     def augment(x, y):
         for layer in layers:
