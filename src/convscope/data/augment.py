@@ -220,10 +220,10 @@ def augment_batches(batches, spec, seed: int, epoch: int, scaling=None):
         return batches
     if not hasattr(batches, "map") or not hasattr(batches, "element_spec"):
         raise ConvscopeError("--augment runs in a tf.data pipeline and needs the TensorFlow backend; set KERAS_BACKEND=tensorflow or drop --augment")
-    import keras  # lazy: parsing a spec (the CLI, config checks) needs no Keras
+    from convscope.keras_compat import is_channels_first  # lazy: parsing a spec (the CLI, the report) needs no Keras
 
     shape = batches.element_spec[0].shape
-    channels = shape[1] if keras.config.image_data_format() == "channels_first" else shape[-1]
+    channels = shape[1] if is_channels_first() else shape[-1]
     low, high = value_range(scaling)
     black = low if scaling is not None else 0.0  # the model input of pixel 0; unscaled inputs: 0
     layers = create_layers(augmentation, epoch_seeds(seed, epoch), (low, high), channels, black)
