@@ -56,11 +56,11 @@ def test_train_test_layout(tmp_path):
 
 def test_mixed_modes_and_sizes(tmp_path):
     root = tmp_path / "mixed"
-    save(root / "a" / "0.png", np.full((10, 12, 3), (255, 0, 0)))  # first image: RGB 10x12
-    save(root / "a" / "1.png", np.full((20, 20, 4), (0, 255, 0, 128)))  # RGBA, other size
-    save(root / "b" / "0.png", gray(200, (7, 7)))  # grayscale
-    save(root / "b" / "1.gif", np.full((8, 8, 3), (0, 0, 255)), format="GIF")  # palette
-    save(root / "b" / "2.bmp", gray(10, (3, 3)), format="BMP")
+    save(root / "train" / "a" / "0.png", np.full((10, 12, 3), (255, 0, 0)))  # first image: RGB 10x12
+    save(root / "test" / "a" / "1.png", np.full((20, 20, 4), (0, 255, 0, 128)))  # RGBA, other size
+    save(root / "train" / "b" / "0.png", gray(200, (7, 7)))  # grayscale
+    save(root / "train" / "b" / "1.gif", np.full((8, 8, 3), (0, 0, 255)), format="GIF")  # palette
+    save(root / "test" / "b" / "2.bmp", gray(10, (3, 3)), format="BMP")
     data = load_dataset(f"folder:{root}", val_split=0)
     assert data.input_shape == (10, 12, 3) and data.preprocessing["color_mode"] == "rgb"
     shown = data.display_images(np.concatenate([data.x_train, data.x_test]))

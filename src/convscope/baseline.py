@@ -51,6 +51,7 @@ import numpy as np
 from convscope.config import BASELINE_PREFIX as PREFIX
 from convscope.config import Config, is_baseline_name
 from convscope.data import load_dataset
+from convscope.data.checks import check_dataset
 from convscope.errors import ConvscopeError
 from convscope.lessons import LESSON_PRESETS
 from convscope.evaluate import EvaluationResult, compute_accuracy, compute_loss, evaluate_predictions
@@ -305,9 +306,9 @@ def prepare_baseline(config: Config, dataset=None):
     config = with_run_name(config)
     parse_baseline_name(config.model.name)
     if dataset is None:
-        dataset = load_dataset(config.data, seed=config.train.seed)
-    if len(dataset.y_train) == 0:
-        raise ConvscopeError(f"{config.data.dataset}: no training images; check the dataset and --limit-train")
+        dataset = load_dataset(config.data, seed=config.train.seed)  # checked there, split by split
+    else:
+        check_dataset(dataset)
     return config, dataset
 
 

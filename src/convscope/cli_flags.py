@@ -42,6 +42,7 @@ CONFIG_FLAGS = {
     "keep": ("train", "keep"),
     "preset": ("train", "preset"),
     "tensorboard": ("train", "tensorboard"),
+    "augment": ("train", "augment"),
     "out": ("run", "out"),
     "name": ("run", "name"),
 }
@@ -102,6 +103,11 @@ def add_train_flags(parser: argparse.ArgumentParser, defaults) -> None:
     group.add_argument("--reduce-lr", metavar="FACTOR,PATIENCE,MIN_LR", help="ReduceLROnPlateau on val_loss, e.g. 0.5,2,1e-5")
     group.add_argument("--early-stop", type=int, metavar="PATIENCE", help="stop after PATIENCE epochs without val_loss improving")
     group.add_argument("--tensorboard", action="store_const", const=True, help="write TensorBoard event logs into <run>/tensorboard/ (tensorboard --logdir runs)")
+    group.add_argument(
+        "--augment", nargs="?", const="default", metavar="SPEC",
+        help="augment training images on the fly (never validation or test): alone, the default set (shift=0.1,rotate=10,zoom=0.1,contrast=0.2, "
+        "plus flip for RGB images only: a mirrored digit is no digit); or a list such as flip,shift=0.1,rotate=10,zoom=0.1,contrast=0.2; none: off",
+    )
     group.add_argument("--keep", choices=["best", "last"], help=f"weights that end training and are evaluated: best val_loss or the last epoch's (default: {train.keep})")
 
 

@@ -98,6 +98,7 @@ class TrainConfig:
     keep: str = "best"  # which weights end training and are evaluated: best (lowest val_loss) or last (the last epoch's)
     preset: str | None = None  # a named recipe (see config.PRESETS) applied before flags
     tensorboard: bool = False  # write TensorBoard event logs (loss, accuracy, learning rate per epoch) into <run>/tensorboard/
+    augment: str | None = None  # training-image augmentation, e.g. "flip,shift=0.1,rotate=10,zoom=0.1,contrast=0.2" (convscope.data.augment); None: off
 
 
 @dataclass

@@ -39,6 +39,7 @@ import numpy as np
 
 from convscope.config import LR_FIND_DEFAULTS, Config
 from convscope.errors import ConvscopeError
+from convscope.data.augment import augment_batches
 from convscope.keras_compat import batches, batches_per_call, build_training_state
 from convscope.optim import compile_model
 from convscope.runfolder import RunFolder
@@ -314,6 +315,8 @@ def find_learning_rate(
     end: float = END_LEARNING_RATE,
     num_batches: int = SWEEP_BATCHES,
     seed: int = 0,
+    augment: str | None = None,
+    scaling=None,
 ) -> LearningRateSweep:
     """Run fastai's learning-rate range test on a compiled model, then restore it exactly.
 
@@ -325,6 +328,8 @@ def find_learning_rate(
         start, end: the first and the last rate of the sweep.
         num_batches: batches the sweep runs unless the loss diverges first.
         seed: seeds the order in which training images are drawn.
+        augment: the --augment spec training will use: the sweep's batches are augmented alike (None: not).
+        scaling: the dataset's Scaling, for augment's contrast range.
 
     Returns:
         LearningRateSweep: the curve, the valley/minimum/steep points and the suggestion.
@@ -362,7 +367,8 @@ def find_learning_rate(
                 "compile it with a constant rate (a number) for the sweep"
             ) from None
         with batches_per_call(model, 1):
-            model.fit(batches(x[order], y[order], batch_size), epochs=1, shuffle=False, verbose=0, callbacks=[recorder])
+            sweep_batches = augment_batches(batches(x[order], y[order], batch_size), augment, seed, 0, scaling)
+            model.fit(sweep_batches, epochs=1, shuffle=False, verbose=0, callbacks=[recorder])
     finally:
         restore_state(model, saved)
     count = len(recorder.losses)
@@ -452,7 +458,10 @@ def find_learning_rate_in_run(run: RunFolder, config: Config, model, dataset, re
         raise ConvscopeError(f"{run.path}: a resumed run continues at the rate in its config.yaml; drop --learning-rate find, or start a new run")
     constant = dataclasses.replace(config, train=dataclasses.replace(config.train, learning_rate=1.0, schedule="constant"))  # the sweep sets each batch's rate
     compile_model(model, constant, math.ceil(len(dataset.y_train) / config.train.batch_size))
-    result = find_learning_rate(model, dataset.x_train, dataset.y_train, config.train.batch_size, seed=config.train.seed, **sweep)
+    result = find_learning_rate(
+        model, dataset.x_train, dataset.y_train, config.train.batch_size, seed=config.train.seed,
+        augment=config.train.augment, scaling=dataset.scaling, **sweep,
+    )
     result.extra["optimizer"] = config.train.optimizer
     save_lr_find(run, result)
     results.info(result.summary())

@@ -30,6 +30,7 @@ import numpy as np
 from convscope.baseline import fit_baseline, prepare_baseline
 from convscope.config import Config
 from convscope.data import load_dataset
+from convscope.data.augment import augment_examples, parse_augment
 from convscope.errors import ConvscopeError
 from convscope.display import drawable_images
 from convscope.evaluate import evaluate
@@ -38,6 +39,7 @@ from convscope.html.report import build_run_report, compose_report, write_report
 from convscope.inspection import compute_dense_weights, inspect
 from convscope.keras_compat import to_channels_last
 from convscope.lrfind import LearningRateSweep, check_sweep_settings, read_lr_find
+from convscope.plots.augmentation import plot_augmentation
 from convscope.plots.common import save_figure
 from convscope.plots.evaluation import save_evaluation_figures
 from convscope.plots.inspection import plot_dense_weights, save_inspection_figures
@@ -49,6 +51,7 @@ from convscope.train import prepare_training, train_in_folder
 
 DEFAULT_INSPECT_IMAGES = 2  # the report shows one right and one wrong prediction
 SAMPLE_IMAGES = 64  # training images handed to the sample figure (it shows the first 25)
+AUGMENT_IMAGES, AUGMENT_VERSIONS = 4, 6  # the augmentation grid: rows of training images, augmented versions beside each
 
 
 @dataclass
@@ -175,6 +178,20 @@ def draw_evaluation(run: RunFolder, evaluation, dataset) -> None:
     sweep = read_lr_find(run)
     if sweep is not None:  # --learning-rate find recorded its sweep before training
         save_figure(plot_lr_find(sweep), run.plots_dir / "lr_find.png")
+    draw_augmentation(run, dataset)
+
+
+def draw_augmentation(run: RunFolder, dataset) -> None:
+    """plots/augmentation.png when the run trained with --augment: the first training images beside augmented versions."""
+    config = run.read_config()
+    augmentation = parse_augment(config.train.augment)
+    if augmentation is None:
+        return
+    x = dataset.x_train[:AUGMENT_IMAGES]
+    versions = augment_examples(x, augmentation, config.train.seed, AUGMENT_VERSIONS, dataset.scaling)
+    pixels = dataset.display_images(versions.reshape(-1, *x.shape[1:])).reshape(len(x), AUGMENT_VERSIONS, *dataset.display_images(x[:1]).shape[1:])
+    labels = [str(dataset.class_names[label]) for label in dataset.y_train[:AUGMENT_IMAGES]]
+    save_figure(plot_augmentation(dataset.display_images(x), pixels, augmentation.describe(), labels), run.plots_dir / "augmentation.png")
 
 
 def find_learning_rate_run(config: Config, **sweep) -> tuple[RunFolder, LearningRateSweep]:

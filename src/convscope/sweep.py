@@ -26,6 +26,7 @@ from pathlib import Path
 from convscope.baseline import baseline_config
 from convscope.compare import compare_runs, format_leaderboard
 from convscope.config import FIND, Config, config_to_dict, is_baseline_name
+from convscope.data.augment import resolve_augment
 from convscope.errors import ConvscopeError, TrainingInterrupted
 from convscope.html.compare_page import write_compare_html
 from convscope.pipeline import evaluate_run, train_and_evaluate, train_baseline
@@ -80,6 +81,16 @@ def with_found_rate(run: RunFolder, wanted: Config) -> Config:
     if wanted.train.learning_rate != FIND or not saved.learning_rate_found:
         return wanted
     return dataclasses.replace(wanted, train=dataclasses.replace(wanted.train, learning_rate=saved.learning_rate, learning_rate_found=True))
+
+
+def with_resolved_augment(run: RunFolder, wanted: Config) -> Config:
+    """``--augment default`` is decided by the images: resolved for the run's own input shape, as its config.yaml holds it."""
+    data = run.read_data_description()
+    if not wanted.train.augment or not data.get("input_shape"):
+        return wanted
+    channels_first = (data.get("preprocessing") or {}).get("image_data_format") == "channels_first"
+    resolved = resolve_augment(wanted.train.augment, tuple(data["input_shape"]), channels_first)
+    return dataclasses.replace(wanted, train=dataclasses.replace(wanted.train, augment=resolved))
 
 
 def model_config(config: Config, model: str, folder: Path) -> Config:
@@ -137,7 +148,7 @@ def sweep(models: list[str], config: Config) -> SweepResult:
         runs.append(run.path)
         state = run.state()
         if run.config_path.is_file():
-            wanted = with_found_rate(run, wanted)
+            wanted = with_resolved_augment(run, with_found_rate(run, wanted))
             check_same_settings(run, wanted)
         if state == "finished":
             logger.info("[%d/%d] %s: finished run in %s, skipped", position, len(models), model, run.path)

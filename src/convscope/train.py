@@ -48,6 +48,8 @@ import numpy as np
 
 from convscope.config import FIND, Config, is_baseline_name
 from convscope.data import load_dataset
+from convscope.data.augment import augment_batches, resolve_augment
+from convscope.data.checks import check_dataset
 from convscope.errors import ConvscopeError, TrainingInterrupted
 from convscope.evaluate import EvaluationResult, evaluate
 from convscope.keras_compat import (
@@ -173,9 +175,10 @@ def prepare_training(config: Config, model=None, dataset=None, resume: bool = Fa
             f"run `convscope baseline{preset}` instead"
         )
     if dataset is None:
-        dataset = load_dataset(config.data, seed=config.train.seed)
-    if len(dataset.y_train) == 0:
-        raise ConvscopeError(f"{config.data.dataset}: no training images; check the dataset and --limit-train")
+        dataset = load_dataset(config.data, seed=config.train.seed)  # checked there, split by split
+    else:
+        check_dataset(dataset)
+    config.train.augment = resolve_augment(config.train.augment, dataset.input_shape, dataset.channels_first)  # "default" decided by the images
     seed_everything(config.train.seed)
     if model is not None:
         config.model.name = f"python:{model.name}"  # built in Python: config.yaml can name it, not rebuild it
@@ -281,7 +284,10 @@ def fit_epoch(training: Training, epoch: int, x_train, y_train, validation, guar
         callbacks.append(create_tensorboard_callback(training.run.tensorboard_dir, write_graph=first_of_session))
     epoch_start = time.perf_counter()
     logs = model.fit(
-        batches(keras.ops.take(x_train, order, axis=0), keras.ops.take(y_train, order, axis=0), config.train.batch_size),
+        augment_batches(
+            batches(keras.ops.take(x_train, order, axis=0), keras.ops.take(y_train, order, axis=0), config.train.batch_size),
+            config.train.augment, config.train.seed, epoch, training.dataset.scaling,
+        ),
         epochs=epoch + 1, initial_epoch=epoch, shuffle=False, validation_data=validation,
         callbacks=callbacks, verbose=0,
     ).history
@@ -449,6 +455,7 @@ def fingerprint(config: Config, dataset) -> dict:
         **({"epochs": config.train.epochs} if config.train.schedule == "onecycle" else {}),
         "seed": config.train.seed,
         "keep": config.train.keep,
+        "augment": config.train.augment,  # the epoch's transforms are drawn from it
     }
 
 

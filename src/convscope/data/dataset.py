@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from convscope.config import Config, DataConfig, config_from_dict
+from convscope.data.checks import check_classes, check_splits
 from convscope.data.preprocess import Scaling, fit_scaling, random_split, split_validation
 from convscope.data.raw import RawImages
 from convscope.data.sources import load_raw
@@ -110,11 +111,17 @@ def prepare_dataset(raw: RawImages, config: DataConfig, seed: int = 0) -> Datase
 
     Returns:
         The Dataset.
+
+    Raises:
+        ConvscopeError: a degenerate dataset (convscope.data.checks): fewer than two classes,
+            an empty split, or a class missing from a split.
     """
     split_seed = seed if config.val_seed is None else config.val_seed
+    check_classes(config.dataset, raw.class_names, raw.y_train, raw.y_test)
     if config.test_split > 0:
         raw = pool_and_split_test(raw, config.test_split, split_seed)
     train_index, val_index, rule = split_validation(raw.y_train, config.val_split, config.val_first, config.limit_train, split_seed, config.validation)
+    check_splits(config.dataset, raw.class_names, raw.y_train[train_index], raw.y_train[val_index], raw.y_test, config)
     scaling = fit_scaling(config.scale, raw.x_train, train_index)
     channels_first = _image_data_format() == "channels_first"
     x_train = scaling.apply(raw.x_train, train_index, channels_first)

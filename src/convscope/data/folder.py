@@ -34,6 +34,14 @@ def _class_folders(root: Path) -> list[Path]:
     return sorted((entry for entry in root.iterdir() if entry.is_dir() and not entry.name.startswith(".")), key=lambda entry: entry.name)
 
 
+def split_folders(root: Path) -> tuple[Path, Path | None]:
+    """(the folder of training class folders, the test folder or None): ``root/train`` and ``root/test`` when they exist, else root alone."""
+    split_layout = (root / "train").is_dir() and bool(_class_folders(root / "train"))
+    if not split_layout:
+        return root, None
+    return root / "train", root / "test" if (root / "test").is_dir() else None
+
+
 def _list_files(root: Path, class_names: list[str]) -> tuple[list[Path], np.ndarray, dict[int, Path]]:
     """Files under root/<class>/ with their labels, and the folder of each class present."""
     paths, labels, folders = [], [], {}
@@ -99,8 +107,7 @@ def load_folder_dataset(root: Path, image_size: tuple[int, int] | None = None, c
     root = Path(root).expanduser()
     if not root.is_dir():
         raise ConvscopeError(f"{root}: image folder not found; pass folder:PATH with PATH holding one sub-folder of images per class")
-    split_layout = (root / "train").is_dir() and bool(_class_folders(root / "train"))
-    train_root = root / "train" if split_layout else root
+    train_root, test_root = split_folders(root)
     class_names = [folder.name for folder in _class_folders(train_root)]
     if not class_names:
         raise ConvscopeError(f"{train_root}: no class folders; expected {train_root}/<class>/<images>, one sub-folder per class")
@@ -109,8 +116,8 @@ def load_folder_dataset(root: Path, image_size: tuple[int, int] | None = None, c
     mode = color_mode or first.color_mode
     pixels, labels = _decode_folder(train_root, class_names, size, mode)
     rng = np.random.default_rng(SPLIT_SEED)
-    if split_layout and (root / "test").is_dir():
-        test_pixels, test_labels = _decode_folder(root / "test", class_names, size, mode)
+    if test_root is not None:
+        test_pixels, test_labels = _decode_folder(test_root, class_names, size, mode)
         train_order, test_order = rng.permutation(len(labels)), rng.permutation(len(test_labels))
         layout = f"{root}/train and {root}/test, one folder per class"
     else:

@@ -27,6 +27,7 @@ import numpy as np
 
 from convscope import __version__
 from convscope.config import config_to_dict, is_baseline_name
+from convscope.data.augment import parse_augment
 from convscope.errors import ConvscopeError
 from convscope.fileio import write_text
 from convscope.html.facts import (
@@ -293,7 +294,7 @@ def compose_report(sources: ReportSources, built_at: str | None = None) -> Repor
         summary=summary_table(sources.summary),
         summary_totals=summary_totals(sources.summary),
         summary_note=sources.summary_note,
-        training_facts=training_facts(sources.metrics, sources.history),
+        training_facts=training_facts(sources.metrics, sources.history) + augmentation_facts(sources.config or {}),
         history=history_table(sources.history),
         lr_find=lr_find_facts(sources.lr_find, sources.config, trained="epochs_run" in sources.metrics),
         headlines=headline_numbers(sources.metrics),
@@ -326,9 +327,19 @@ def recipe_facts(config: dict) -> list[tuple[str, str]]:
     facts = [("Preset", str(train["preset"]))] if train.get("preset") else []
     if data.get("validation") == "test":
         facts.append(("Validation", "the test set (--validation test): it leaks the test set into model selection, as two lessons did"))
+    facts.extend(augmentation_facts(config))
     keep = train.get("keep", "best")
     facts.append(("Weights evaluated", "the last epoch's (--keep last)" if keep == "last" else "the epoch with the lowest validation loss (--keep best)"))
     return facts
+
+
+def augmentation_facts(config: dict) -> list[tuple[str, str]]:
+    """("Augmentation", what --augment did to the training images), or nothing for a run without it."""
+    spec = (config.get("train") or {}).get("augment")
+    augmentation = parse_augment(spec) if spec else None
+    if augmentation is None:
+        return []
+    return [("Augmentation", f"{augmentation.describe()} (--augment {spec}); training images only, new random transforms every epoch, seeded")]
 
 
 def run_facts(sources: ReportSources) -> list[tuple[str, str]]:
