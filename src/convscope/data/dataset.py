@@ -19,6 +19,7 @@ from convscope.config import Config, DataConfig, config_from_dict
 from convscope.data.preprocess import Scaling, fit_scaling, random_split, split_validation
 from convscope.data.raw import RawImages
 from convscope.data.sources import load_raw
+from convscope.data.stream import FolderPixels, StreamedImages
 from convscope.errors import ConvscopeError
 
 
@@ -66,6 +67,8 @@ class Dataset:
             >>> data.display_images(data.x_test[:4]).shape
             (4, 28, 28, 1)
         """
+        if isinstance(x, StreamedImages):
+            return x.display()  # the pixels themselves, read when indexed
         x = np.asarray(x, dtype=np.float32)
         single = x.ndim == 3
         batch = x[np.newaxis] if single else x
@@ -117,10 +120,10 @@ def prepare_dataset(raw: RawImages, config: DataConfig, seed: int = 0) -> Datase
     train_index, val_index, rule = split_validation(raw.y_train, config.val_split, config.val_first, config.limit_train, split_seed, config.validation)
     scaling = fit_scaling(config.scale, raw.x_train, train_index)
     channels_first = _image_data_format() == "channels_first"
-    x_train = scaling.apply(raw.x_train, train_index, channels_first)
-    x_test = scaling.apply(raw.x_test, None, channels_first)
+    x_train = scaled(scaling, raw.x_train, train_index, channels_first)
+    x_test = scaled(scaling, raw.x_test, None, channels_first)
     on_test = config.validation == "test"  # the same array: validating on it costs no copy
-    x_val = x_test if on_test else scaling.apply(raw.x_train, val_index, channels_first)
+    x_val = x_test if on_test else scaled(scaling, raw.x_train, val_index, channels_first)
     y_val = raw.y_test.astype(np.int64) if on_test else raw.y_train[val_index]
     preprocessing = {
         "dataset": config.dataset,
@@ -149,6 +152,13 @@ def prepare_dataset(raw: RawImages, config: DataConfig, seed: int = 0) -> Datase
         scaling=scaling,
         channels_first=channels_first,
     )
+
+
+def scaled(scaling: Scaling, pixels, index: np.ndarray | None, channels_first: bool):
+    """``scaling.apply(pixels, index)``: a new float32 array, or for streamed pixels a StreamedImages that scales per read."""
+    if isinstance(pixels, FolderPixels):
+        return StreamedImages(pixels if index is None else pixels.subset(index), scaling, channels_first)
+    return scaling.apply(pixels, index, channels_first)
 
 
 def pool_and_split_test(raw: RawImages, fraction: float, seed: int) -> RawImages:
