@@ -10,7 +10,7 @@ uint8 pixels instead of decoding again:
     disk    one uint8 file of N x H x W x C bytes in the user cache
             (``$CONVSCOPE_CACHE/images/``), written and read with pwrite/pread rather
             than mapped, so its pages stay in the OS page cache and out of the process's
-            memory. It is written as ``.partial-<pid>`` and renamed once every image is in
+            memory. It is written as ``.partial-<pid>.<n>`` and renamed once every image is in
             it; its name hashes the folder, image size, color mode and every file's path,
             size and modification time, so a changed folder never reads stale pixels. A
             completed file is reused by later runs; older files of the same folder are
@@ -24,6 +24,7 @@ uint8 pixels instead of decoding again:
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import logging
 import os
@@ -97,7 +98,8 @@ class ImageFiles:
             self.complete = True
             return
         self._remove_abandoned()
-        self.partial_path = folder / f"{stem}-{digest}.u8.partial-{os.getpid()}"
+        # pid (to find abandoned files) and a number: two loads in one process never share a file
+        self.partial_path = folder / f"{stem}-{digest}.u8.partial-{os.getpid()}.{next(_opened)}"
         try:
             self.fd = os.open(self.partial_path, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o644)
             os.ftruncate(self.fd, size)  # sparse: the disk fills as images are written
@@ -118,7 +120,7 @@ class ImageFiles:
     def _remove_abandoned(self) -> None:
         """Partial files of processes that no longer run; they can never be completed."""
         for path in self.folder.glob(f"{self.stem}-*.u8.partial-*"):
-            pid = path.name.rsplit("-", 1)[-1]
+            pid = path.name.rsplit("-", 1)[-1].split(".")[0]
             if pid.isdigit() and not _running(int(pid)):
                 path.unlink(missing_ok=True)
 
@@ -196,6 +198,9 @@ class ImageFiles:
                 self.drawn = now
                 rate = self.decoded / max(now - self.decode_started, 1e-9)
                 progress.info(f"Decoding {total:,} images: {self.decoded:,} ({rate:,.0f}/s)")
+
+
+_opened = itertools.count()
 
 
 def on_main_thread() -> bool:
