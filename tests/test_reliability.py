@@ -84,6 +84,9 @@ from test_data_images import make_classes, png_declaring, save
 # random kill lands in an epoch, between epochs or during a checkpoint write.
 TRAIN_ARGS = ["--dataset", "mnist-sample", "--limit-train", "512", "--model", "mnist_convnet", "--epochs", "4", "--batch-size", "64"]
 EPOCHS = 4
+# The same training on a folder of 640 sample digits as PNGs, streamed with the disk cache:
+# 461 training images (80% held for training, 10% of those for validation), 8 steps per epoch.
+FOLDER_IMAGES = 640
 KILL_SEED = 2024  # seeds the moments of the random kills; any seed must pass
 SUBPROCESS_TIMEOUT = 600  # seconds; a run takes 15-40 s on 2 busy cores, most of it importing TensorFlow
 
@@ -106,6 +109,32 @@ def reference(tmp_path_factory) -> Path:
         for key, value in isolated_env(out).items():
             patch.setenv(key, value)
         train(cli_config("train", *TRAIN_ARGS, "--out", str(out), "--name", "run"))
+    return out / "run"
+
+
+@pytest.fixture(scope="module")
+def digit_folder(tmp_path_factory) -> Path:
+    """640 bundled sample digits as PNGs, one folder per class."""
+    root = tmp_path_factory.mktemp("digits") / "digits"
+    data = load_dataset("mnist-sample", val_split=0)
+    for index, (image, label) in enumerate(zip(data.display_images(data.x_train[:FOLDER_IMAGES]), data.y_train)):
+        (root / str(label)).mkdir(parents=True, exist_ok=True)
+        Image.fromarray(image[..., 0]).save(root / str(label) / f"{index:04d}.png")
+    return root
+
+
+def streamed_args(folder: Path) -> list[str]:
+    return ["--dataset", f"folder:{folder}", "--model", "mnist_convnet", "--epochs", str(EPOCHS), "--batch-size", "64", "--cache", "disk"]
+
+
+@pytest.fixture(scope="module")
+def streamed_reference(tmp_path_factory, digit_folder) -> Path:
+    """An uninterrupted run on the streamed folder."""
+    out = tmp_path_factory.mktemp("streamed-reference")
+    with pytest.MonkeyPatch.context() as patch:
+        for key, value in isolated_env(out).items():
+            patch.setenv(key, value)
+        train(cli_config("train", *streamed_args(digit_folder), "--out", str(out), "--name", "run"))
     return out / "run"
 
 
@@ -281,9 +310,14 @@ def signal_at_random_moment(running: Background, run: Path, rng: random.Random, 
 
 
 @pytest.mark.slow
-def test_kill_at_random_points_then_resume_equals_uninterrupted_run(tmp_path, reference):
+@pytest.mark.parametrize("layout", ["arrays", "streamed-folder"])
+def test_kill_at_random_points_then_resume_equals_uninterrupted_run(tmp_path, request, layout):
+    # arrays: the sample in memory; streamed-folder: a PNG folder read through tf.data with a disk cache
+    streamed = layout == "streamed-folder"
+    reference = request.getfixturevalue("streamed_reference" if streamed else "reference")
+    train_args = streamed_args(request.getfixturevalue("digit_folder")) if streamed else TRAIN_ARGS
     run, rng = tmp_path / "run", random.Random(KILL_SEED)
-    args = [*TRAIN_ARGS, "--out", str(tmp_path), "--name", "run"]
+    args = [*train_args, "--out", str(tmp_path), "--name", "run"]
     # Killed before any checkpoint: config.yaml is written just before epoch 1 starts.
     first = Background(convscope_command("train", *args), tmp_path, "first")
     first.wait_for(lambda: (run / "config.yaml").exists())
@@ -304,6 +338,9 @@ def test_kill_at_random_points_then_resume_equals_uninterrupted_run(tmp_path, re
     assert "Resuming" in resumed.stdout
     assert_same_run(run, reference)
     assert not temp_files(run) and not (run / ".lock").exists()
+    if streamed:  # the killed runs' partial cache files were removed, the finished run's file completed
+        cache = tmp_path / "cache" / "images"
+        assert not list(cache.glob("*.partial-*")) and len(list(cache.glob("*.u8"))) == 1
 
 
 # =========================================================================== 2. kill -9 during a write

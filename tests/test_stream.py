@@ -17,7 +17,7 @@ from PIL import Image
 from convscope.config import Config
 from convscope.data import imagecache, load_dataset
 from convscope.data.source import data_source
-from convscope.data.stream import FolderPixels, StreamedImages
+from convscope.data.stream import StoredPixels, StreamedImages
 from convscope.errors import ConvscopeError
 from convscope.train import train
 
@@ -134,7 +134,7 @@ def test_scan_and_first_decode_show_progress(tmp_path, monkeypatch, caplog):
     lines = [record.getMessage() for record in caplog.records if record.name == "convscope.progress"]
     assert any(line.startswith(f"Scanning {root}: ") for line in lines), lines
     assert any(line.startswith("Decoding 12 images: ") for line in lines), lines
-    assert isinstance(data.x_train.pixels, FolderPixels)
+    assert isinstance(data.x_train.pixels, StoredPixels)
 
 
 @pytest.mark.slow
@@ -164,3 +164,38 @@ def test_a_corrupt_file_found_mid_epoch_is_one_line_naming_it(tmp_path):
     with pytest.raises(ConvscopeError, match=r"005.png: cannot decode this PNG image .*truncated or corrupt") as caught:
         train(config)
     assert "\n" not in str(caught.value)
+
+
+def save_digits_npz(path: Path, compressed: bool = False, channel_axis: bool = False) -> Path:
+    rng = np.random.default_rng(3)
+    shape = (40, 9, 7, 1) if channel_axis else (40, 9, 7)
+    arrays = {
+        "x_train": rng.integers(0, 256, shape, dtype=np.uint8),
+        "y_train": np.arange(40) % 4,
+        "x_test": rng.integers(0, 256, (12, *shape[1:]), dtype=np.uint8),
+        "y_test": np.arange(12) % 4,
+    }
+    (np.savez_compressed if compressed else np.savez)(path, **arrays)
+    return path
+
+
+@pytest.mark.parametrize("channel_axis", [False, True])
+def test_large_npz_is_read_in_place_with_the_same_values(tmp_path, monkeypatch, channel_axis):
+    from convscope.data import npzmap
+
+    path = save_digits_npz(tmp_path / "digits.npz", channel_axis=channel_axis)
+    memory = load_dataset(f"npz:{path}", scale="standard")
+    assert isinstance(memory.x_train, np.ndarray) and "stream" not in memory.preprocessing  # small: loaded whole
+    monkeypatch.setattr(npzmap, "NPZ_STREAM_BYTES", 0)  # every file counts as large
+    streamed = load_dataset(f"npz:{path}", scale="standard")
+    assert isinstance(streamed.x_train, StreamedImages) and streamed.preprocessing["stream"] == "on"
+    for name in ("x_train", "x_val", "x_test"):
+        np.testing.assert_array_equal(np.asarray(getattr(streamed, name)), getattr(memory, name))
+    assert streamed.preprocessing["formula"] == memory.preprocessing["formula"]
+
+
+def test_compressed_npz_asked_to_stream_is_loaded_whole_with_a_warning(tmp_path):
+    path = save_digits_npz(tmp_path / "digits.npz", compressed=True)
+    with pytest.warns(UserWarning, match=r"digits.npz: x_train/x_test are compressed or not uint8 images, so they are loaded whole"):
+        data = load_dataset(f"npz:{path}", stream="on")
+    assert isinstance(data.x_train, np.ndarray) and data.preprocessing["stream"] == "off"

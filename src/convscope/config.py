@@ -178,6 +178,8 @@ def _coerce(value, spec: dataclasses.Field, where: str):
     kind = str(spec.type)
     if kind == "float | str" and str(value).strip().lower() == FIND:
         return FIND
+    if where.endswith("data.stream") and isinstance(value, bool):
+        return "on" if value else "off"  # YAML reads a bare on/off as a boolean
     try:
         if kind.startswith("tuple"):
             if isinstance(value, str):

@@ -19,7 +19,7 @@ from convscope.config import Config, DataConfig, config_from_dict
 from convscope.data.preprocess import Scaling, fit_scaling, random_split, split_validation
 from convscope.data.raw import RawImages
 from convscope.data.sources import load_raw
-from convscope.data.stream import FolderPixels, StreamedImages
+from convscope.data.stream import StoredPixels, StreamedImages
 from convscope.errors import ConvscopeError
 
 
@@ -156,7 +156,7 @@ def prepare_dataset(raw: RawImages, config: DataConfig, seed: int = 0) -> Datase
 
 def scaled(scaling: Scaling, pixels, index: np.ndarray | None, channels_first: bool):
     """``scaling.apply(pixels, index)``: a new float32 array, or for streamed pixels a StreamedImages that scales per read."""
-    if isinstance(pixels, FolderPixels):
+    if isinstance(pixels, StoredPixels):
         return StreamedImages(pixels if index is None else pixels.subset(index), scaling, channels_first)
     return scaling.apply(pixels, index, channels_first)
 

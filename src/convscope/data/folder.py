@@ -31,7 +31,7 @@ from convscope.data.imagecache import ImageFiles, choose_cache
 from convscope.data.images import FORMATS_TEXT, read_header
 from convscope.data.preprocess import stratified_split
 from convscope.data.raw import RawImages
-from convscope.data.stream import FolderPixels
+from convscope.data.stream import StoredPixels
 from convscope.errors import ConvscopeError
 
 TEST_FRACTION = 0.2  # without a test/ folder, 20% of each class is held out for testing
@@ -114,12 +114,12 @@ def load_folder_dataset(
         root: ``PATH`` holding ``<class>/`` folders, or ``train/`` and ``test/`` folders of them.
         image_size: (height, width) to resize to; None: the first image's size.
         color_mode: "grayscale" or "rgb"; None: decided by the first image.
-        stream: on or auto: the images are decoded when read (``FolderPixels``); off: all decoded now.
+        stream: on or auto: the images are decoded when read (``StoredPixels``); off: all decoded now.
         cache: where streamed images are kept once decoded: memory, disk, none, or auto
             (memory up to ``imagecache.CACHE_MEMORY_BYTES`` of decoded images, else disk).
 
     Returns:
-        RawImages, (N, H, W, C) uint8 (arrays, or FolderPixels when streaming). Each split is in a
+        RawImages, (N, H, W, C) uint8 (arrays, or StoredPixels when streaming). Each split is in a
         fixed shuffled order, so ``val_first`` and ``limit_train`` take a mix of classes, not the first class.
 
     Raises:
@@ -162,7 +162,7 @@ def load_folder_dataset(
     streams = stream != "off"
     chosen_cache = choose_cache(cache, decoded_bytes) if streams else "none"
     files = ImageFiles(all_paths, size, mode, chosen_cache, [*keys, *test_keys], str(root.resolve()))
-    pixels = FolderPixels(files, np.arange(len(all_paths))) if streams else _decode_all(files)
+    pixels = StoredPixels(files, np.arange(len(all_paths))) if streams else _decode_all(files)
     notes = {
         "layout": layout,
         "image_size": list(size),

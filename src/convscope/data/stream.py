@@ -1,8 +1,8 @@
-"""Streamed images: array-like views over image files, read in batches through tf.data.
+"""Streamed images: array-like views over image files or a large .npz, read in batches through tf.data.
 
-A folder dataset that streams (``--stream``, on by default for folders) never holds
-its decoded images at once. Its ``RawImages`` arrays are ``FolderPixels`` (uint8 rows
-of an ``imagecache.ImageFiles``), and ``prepare_dataset`` turns them into
+A folder dataset that streams (``--stream``, on by default for folders; large .npz files
+too) never holds its images at once. Its ``RawImages`` arrays are ``StoredPixels`` (uint8
+rows of an ``imagecache.ImageFiles`` or an ``npzmap.StoredArray``), and ``prepare_dataset`` turns them into
 ``StreamedImages`` (the float32 model inputs, scaled batch by batch with the same
 ``Scaling.apply`` as an in-memory dataset, so the values are bit-identical). Both
 behave as read-only arrays where the rest of convscope indexes them: ``len``,
@@ -25,7 +25,6 @@ import os
 
 import numpy as np
 
-from convscope.data.imagecache import ImageFiles
 from convscope.errors import ConvscopeError
 
 THREADS = max(2, min(8, os.cpu_count() or 2))  # batches decoded at once
@@ -47,41 +46,45 @@ def _index(read, rows: np.ndarray, key) -> np.ndarray:
     return picked[(slice(None), *rest)] if rest else picked
 
 
-class FolderPixels:
-    """uint8 (N, H, W, C) pixels of some of an ImageFiles' files, read on demand."""
+class StoredPixels:
+    """uint8 (N, H, W, C) pixels of some rows of a store, read on demand.
+
+    The store is an ``imagecache.ImageFiles`` (a folder) or an ``npzmap.StoredArray`` (an
+    uncompressed array inside a large .npz): anything with ``shape`` and ``read(rows)``.
+    """
 
     dtype = np.dtype(np.uint8)
     ndim = 4
 
-    def __init__(self, files: ImageFiles, rows: np.ndarray):
-        self.files, self.rows = files, np.asarray(rows, dtype=np.int64)
+    def __init__(self, store, rows: np.ndarray):
+        self.store, self.rows = store, np.asarray(rows, dtype=np.int64)
 
     @property
     def shape(self) -> tuple[int, ...]:
-        return (len(self.rows), *self.files.shape[1:])
+        return (len(self.rows), *self.store.shape[1:])
 
     def __len__(self) -> int:
         return len(self.rows)
 
     def __getitem__(self, key) -> np.ndarray:
-        return _index(self.files.read, self.rows, key)
+        return _index(self.store.read, self.rows, key)
 
-    def subset(self, index) -> FolderPixels:
+    def subset(self, index) -> StoredPixels:
         """These pixels at ``index``, still unread."""
-        return FolderPixels(self.files, self.rows[index])
+        return StoredPixels(self.store, self.rows[index])
 
     def __array__(self, dtype=None, copy=None):
-        pixels = self.files.read(self.rows)
+        pixels = self.store.read(self.rows)
         return pixels if dtype is None else pixels.astype(dtype)
 
 
 class StreamedImages:
-    """float32 model inputs ``scaling.apply(pixels)`` of FolderPixels, computed per read."""
+    """float32 model inputs ``scaling.apply(pixels)`` of StoredPixels, computed per read."""
 
     dtype = np.dtype(np.float32)
     ndim = 4
 
-    def __init__(self, pixels: FolderPixels, scaling, channels_first: bool = False):
+    def __init__(self, pixels: StoredPixels, scaling, channels_first: bool = False):
         self.pixels, self.scaling, self.channels_first = pixels, scaling, channels_first
         self.failure: ConvscopeError | None = None  # what stopped a tf.data read (TensorFlow wraps it)
 
@@ -97,19 +100,19 @@ class StreamedImages:
         return _index(self._read, self.pixels.rows, key)
 
     def _read(self, rows: np.ndarray) -> np.ndarray:
-        return self.scaling.apply(self.pixels.files.read(rows), None, self.channels_first)
+        return self.scaling.apply(self.pixels.store.read(rows), None, self.channels_first)
 
     def __array__(self, dtype=None, copy=None):
         x = self[np.arange(len(self))]
         return x if dtype is None else x.astype(dtype)
 
-    def display(self) -> FolderPixels:
+    def display(self) -> StoredPixels:
         """The images as uint8 pixels, channels last, still unread (what ``Dataset.display_images`` returns)."""
         return self.pixels
 
 
 def is_streamed(x) -> bool:
-    return isinstance(x, (StreamedImages, FolderPixels))
+    return isinstance(x, (StreamedImages, StoredPixels))
 
 
 @contextlib.contextmanager
