@@ -159,6 +159,8 @@ class ImageFiles:
     def read(self, rows: np.ndarray) -> np.ndarray:
         """Pixels of ``rows`` (indices into the file list), (len(rows), H, W, C) uint8, in that order."""
         rows = np.asarray(rows, dtype=np.int64).reshape(-1)
+        if self.memory is not None and self.filled[rows].all():
+            return self.memory[rows]  # every epoch after the first: one gather
         out = np.empty((len(rows), *self.shape[1:]), dtype=np.uint8)
         newly = 0
         for place, row in enumerate(rows):
@@ -190,8 +192,8 @@ class ImageFiles:
                 if self.cache == "disk" and not self.complete:
                     self._finish_disk()
                 seconds = now - self.decode_started  # reads are all hits from now on: this runs once
-                where = f"on disk ({self.final_path})" if self.cache == "disk" else "in memory"
-                results.info(f"All {total:,} images decoded and cached {where} ({self.decoded:,} decoded over {seconds:.1f}s)")
+                where = f"on disk: {self.final_path}" if self.cache == "disk" else "in memory"
+                results.info(f"All {total:,} images decoded ({self.decoded:,} over {seconds:.1f}s) and cached {where}")
                 return
             # tf.data's threads decode during training, whose epoch line is the progress then
             if on_main_thread() and self.decoded < total and progress.isEnabledFor(logging.INFO) and now - self.drawn > PROGRESS_SECONDS:
