@@ -10,7 +10,8 @@ pool), then runs in a fresh process each
 
 and reads its peak RSS (os.wait4's resource usage of that child) and history.csv: epoch 1 is
 the first decode plus training (images/s over the training images), epoch 2 reads the
-cache. Every size streams with --epochs 1; the 5,000 set also runs with --epochs 4
+cache. In the bench's own process it also times the scan and the decode alone (the tf.data
+pipeline over the training images, no cache, no model). Every size streams with --epochs 1; the 5,000 set also runs with --epochs 4
 streamed (cache memory) and in memory (--stream off), side by side, for the speed ratio
 (median images/s of epochs 2-4, read from the cache or the array).
 The issue's figures on the old loader (everything decoded up front): 1.68 GB at 5,000,
@@ -87,6 +88,20 @@ def run_train(folder: Path, out: Path, name: str, epochs: int, *extra: str) -> d
     return {"peak_gb": peak_kb * 1024 / 1e9, "rates": rates, "wall": wall, "train": sizes["train"], "command": " ".join(command[1:])}
 
 
+def decode_rates(folder: Path) -> tuple[float, float]:
+    """(files scanned per second, images decoded per second through the tf.data pipeline, no cache, no model)."""
+    from convscope.data import load_dataset  # lazy: generating folders needs no TensorFlow
+    from convscope.data.source import data_source
+
+    started = time.perf_counter()
+    data = load_dataset(f"folder:{folder}", image_size=(64, 64), color_mode="rgb", cache="none")
+    scanned = time.perf_counter()
+    count = sum(len(y) for _, y in data_source(data.x_train, data.y_train).in_order(128))
+    decoded = time.perf_counter()
+    total = len(data.y_train) + len(data.y_val) + len(data.y_test)
+    return total / (scanned - started), count / (decoded - scanned)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[5000, 20000, 100000])
@@ -105,14 +120,20 @@ def main() -> None:
     for count in args.sizes:
         result = run_train(folders[count], out, f"rss-{count}", 1)
         rows.append((count, result))
+        result["scan"], result["decode"] = decode_rates(folders[count])
         reference = f" (old main: {REFERENCE_GB[count]:.2f} GB)" if count in REFERENCE_GB else ""
         peak = f"{result['peak_gb']:.2f} GB"
-        print(f"{count:,} streamed: peak RSS {peak}{reference}; first epoch (decode + train) {result['rates'][0]:,.0f} img/s over {result['train']:,} training images", flush=True)
+        print(
+            f"{count:,} streamed: peak RSS {peak}{reference}; first epoch (decode + train) {result['rates'][0]:,.0f} img/s over "
+            f"{result['train']:,} training images; scan {result['scan']:,.0f} files/s, decode alone {result['decode']:,.0f} img/s",
+            flush=True,
+        )
     print()
-    print("| images | peak RSS | old main | first-epoch images/s (decode + train) | cache |")
-    print("| --- | --- | --- | --- | --- |")
+    print("| images | peak RSS | old main | first epoch images/s (decode + train) | decode alone images/s | scan files/s | cache |")
+    print("| --- | --- | --- | --- | --- | --- | --- |")
     for count, result in rows:
-        print(f"| {count:,} | {result['peak_gb']:.2f} GB | {REFERENCE_GB.get(count, '-')} | {result['rates'][0]:,.0f} | {'memory' if count * 12288 <= 512 << 20 else 'disk'} |")
+        cache = "memory" if count * 12288 <= 512 << 20 else "disk"
+        print(f"| {count:,} | {result['peak_gb']:.2f} GB | {REFERENCE_GB.get(count, '-')} | {result['rates'][0]:,.0f} | {result['decode']:,.0f} | {result['scan']:,.0f} | {cache} |")
     memory, streamed = speed["in memory (--stream off)"], speed["streamed (cache memory)"]
     print(f"\ntraining images/s on {smallest:,}, median of epochs 2-{SPEED_EPOCHS}: streamed {streamed['cached']:,.0f} / in memory {memory['cached']:,.0f} = {streamed['cached'] / memory['cached']:.2f} (target >= 0.8)")
     if len(rows) > 1:
