@@ -4,6 +4,7 @@ Every scenario of the reliability contract has a test here, in the contract's or
 
     Faults
      1 kill -9 at a random point, then --resume      test_kill_at_random_points_then_resume_equals_uninterrupted_run
+                                                     (arrays in memory, and a PNG folder streamed with the disk cache)
      2 kill -9 during a checkpoint write             test_kill_during_a_write_keeps_previous_files
                                                      test_stale_temps_and_a_folder_killed_before_the_first_epoch
      3 newest checkpoint corrupted                   test_damaged_newest_checkpoint_falls_back_to_the_previous
