@@ -199,3 +199,17 @@ def test_compressed_npz_asked_to_stream_is_loaded_whole_with_a_warning(tmp_path)
     with pytest.warns(UserWarning, match=r"digits.npz: x_train/x_test are compressed or not uint8 images, so they are loaded whole"):
         data = load_dataset(f"npz:{path}", stream="on")
     assert isinstance(data.x_train, np.ndarray) and data.preprocessing["stream"] == "off"
+
+
+def test_a_full_disk_while_caching_is_one_line(tmp_path, monkeypatch):
+    import errno
+
+    root = make_folder(tmp_path / "f", per_class=4)
+    data = load_dataset(f"folder:{root}", image_size=(8, 8), color_mode="rgb", cache="disk")
+
+    def full(*args):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(imagecache.os, "pwrite", full)
+    with pytest.raises(ConvscopeError, match=r"\.partial-.*: cannot write the image cache \(No space left on device\); free disk space, pass --cache memory or none"):
+        data.x_train[:2]

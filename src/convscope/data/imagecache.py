@@ -38,6 +38,7 @@ from convscope.config import CACHES
 from convscope.data.download import cache_root
 from convscope.data.images import FORMATS_TEXT, _decode
 from convscope.errors import ConvscopeError
+from convscope.fileio import write_json
 
 # --cache auto: memory when every decoded image together (uint8) takes at most this, else disk.
 # 512 MB holds 40,000 images of 64x64 RGB; a 100,000-image folder (1.2 GB) goes to disk.
@@ -127,7 +128,7 @@ class ImageFiles:
     def _finish_disk(self) -> None:
         """Every image is in the partial file: rename it into place and drop older versions of this folder."""
         os.fsync(self.fd)
-        self._meta_path().write_text(json.dumps({"shape": list(self.shape), "files": len(self.paths), "first": self.paths[0] if self.paths else None}))
+        write_json(self._meta_path(), {"shape": list(self.shape), "files": len(self.paths), "first": self.paths[0] if self.paths else None})
         os.replace(self.partial_path, self.final_path)
         self.complete = True
         for path in self.folder.glob(f"{self.stem}-*.u8"):
@@ -174,7 +175,13 @@ class ImageFiles:
             if self.memory is not None:
                 self.memory[row] = pixels
             elif self.fd is not None:
-                os.pwrite(self.fd, pixels.tobytes(), int(row) * self.image_bytes)
+                try:
+                    os.pwrite(self.fd, pixels.tobytes(), int(row) * self.image_bytes)
+                except OSError as error:
+                    raise ConvscopeError(
+                        f"{self.partial_path}: cannot write the image cache ({error.strerror}); "
+                        "free disk space, pass --cache memory or none, or set CONVSCOPE_CACHE to another disk"
+                    ) from None
             if self.cache != "none":
                 self.filled[row] = True
             newly += 1
