@@ -859,7 +859,8 @@ def test_truncated_jpeg_is_an_error_naming_it(tmp_path, keep):
     broken = tmp_path / "d" / "dog" / "broken.jpg"
     broken.write_bytes(data[: int(len(data) * keep)])
     with pytest.raises(ConvscopeError, match=r"broken.jpg: cannot (read|decode this JPEG image) .*(truncated|Truncated)"):
-        load_dataset(f"folder:{tmp_path / 'd'}", image_size=(6, 5), color_mode="grayscale")
+        data = load_dataset(f"folder:{tmp_path / 'd'}", image_size=(6, 5), color_mode="grayscale")  # the scan reads headers
+        np.asarray(data.x_train), np.asarray(data.x_test)  # a streamed folder decodes the pixels when they are read
 
 
 def image_of_mode(mode: str) -> Image.Image:
@@ -888,6 +889,7 @@ def test_image_kinds_in_a_class_folder(tmp_path, color_mode):
     channels = 1 if color_mode == "grayscale" else 3
     assert data.input_shape == (4, 3, channels)  # every kind and size converted and resized as configured
     assert len(data.x_train) + len(data.x_test) == 2 * 2 + 9 + 1
+    assert np.asarray(data.x_train).shape[1:] == np.asarray(data.x_test).shape[1:] == (4, 3, channels)  # every kind decodes
     pixels = load_images(sorted((root / "dog").glob("really-a-png.jpg")), image_size=(4, 3), color_mode=color_mode)
     assert pixels.shape == (1, 4, 3, channels) and (pixels == 77).all()
 
