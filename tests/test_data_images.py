@@ -105,12 +105,15 @@ def test_non_image_skipped_with_warning(tmp_path):
     assert not any(".DS_Store" in str(warning.message) for warning in record)
 
 
-def test_truncated_image_is_an_error_naming_it(tmp_path):
+@pytest.mark.parametrize("stream", ["off", "on"])
+def test_truncated_image_is_an_error_naming_it(tmp_path, stream):
+    # Decoded up front (off) the load fails; streamed (on), the first read of it does.
     make_classes(tmp_path / "d")
     big = save(tmp_path / "d" / "dog" / "big.png", np.random.default_rng(0).integers(0, 256, (64, 64), dtype=np.uint8))
     big.write_bytes(big.read_bytes()[:300])
     with pytest.raises(ConvscopeError, match=r"big.png: cannot decode this PNG image .*truncated or corrupt"):
-        load_dataset(f"folder:{tmp_path / 'd'}", image_size=(6, 5))
+        data = load_dataset(f"folder:{tmp_path / 'd'}", image_size=(6, 5), stream=stream)
+        np.asarray(data.x_train), np.asarray(data.x_test)
 
 
 def test_empty_class_folder_and_missing_folder(tmp_path):

@@ -4,6 +4,7 @@ Every scenario of the reliability contract has a test here, in the contract's or
 
     Faults
      1 kill -9 at a random point, then --resume      test_kill_at_random_points_then_resume_equals_uninterrupted_run
+                                                     (arrays in memory, and a PNG folder streamed with the disk cache)
      2 kill -9 during a checkpoint write             test_kill_during_a_write_keeps_previous_files
                                                      test_stale_temps_and_a_folder_killed_before_the_first_epoch
      3 newest checkpoint corrupted                   test_damaged_newest_checkpoint_falls_back_to_the_previous
@@ -84,6 +85,9 @@ from test_data_images import make_classes, png_declaring, save
 # random kill lands in an epoch, between epochs or during a checkpoint write.
 TRAIN_ARGS = ["--dataset", "mnist-sample", "--limit-train", "512", "--model", "mnist_convnet", "--epochs", "4", "--batch-size", "64"]
 EPOCHS = 4
+# The same training on a folder of 640 sample digits as PNGs, streamed with the disk cache:
+# 461 training images (80% held for training, 10% of those for validation), 8 steps per epoch.
+FOLDER_IMAGES = 640
 KILL_SEED = 2024  # seeds the moments of the random kills; any seed must pass
 SUBPROCESS_TIMEOUT = 600  # seconds; a run takes 15-40 s on 2 busy cores, most of it importing TensorFlow
 
@@ -106,6 +110,32 @@ def reference(tmp_path_factory) -> Path:
         for key, value in isolated_env(out).items():
             patch.setenv(key, value)
         train(cli_config("train", *TRAIN_ARGS, "--out", str(out), "--name", "run"))
+    return out / "run"
+
+
+@pytest.fixture(scope="module")
+def digit_folder(tmp_path_factory) -> Path:
+    """640 bundled sample digits as PNGs, one folder per class."""
+    root = tmp_path_factory.mktemp("digits") / "digits"
+    data = load_dataset("mnist-sample", val_split=0)
+    for index, (image, label) in enumerate(zip(data.display_images(data.x_train[:FOLDER_IMAGES]), data.y_train)):
+        (root / str(label)).mkdir(parents=True, exist_ok=True)
+        Image.fromarray(image[..., 0]).save(root / str(label) / f"{index:04d}.png")
+    return root
+
+
+def streamed_args(folder: Path) -> list[str]:
+    return ["--dataset", f"folder:{folder}", "--model", "mnist_convnet", "--epochs", str(EPOCHS), "--batch-size", "64", "--cache", "disk"]
+
+
+@pytest.fixture(scope="module")
+def streamed_reference(tmp_path_factory, digit_folder) -> Path:
+    """An uninterrupted run on the streamed folder."""
+    out = tmp_path_factory.mktemp("streamed-reference")
+    with pytest.MonkeyPatch.context() as patch:
+        for key, value in isolated_env(out).items():
+            patch.setenv(key, value)
+        train(cli_config("train", *streamed_args(digit_folder), "--out", str(out), "--name", "run"))
     return out / "run"
 
 
@@ -281,9 +311,14 @@ def signal_at_random_moment(running: Background, run: Path, rng: random.Random, 
 
 
 @pytest.mark.slow
-def test_kill_at_random_points_then_resume_equals_uninterrupted_run(tmp_path, reference):
+@pytest.mark.parametrize("layout", ["arrays", "streamed-folder"])
+def test_kill_at_random_points_then_resume_equals_uninterrupted_run(tmp_path, request, layout):
+    # arrays: the sample in memory; streamed-folder: a PNG folder read through tf.data with a disk cache
+    streamed = layout == "streamed-folder"
+    reference = request.getfixturevalue("streamed_reference" if streamed else "reference")
+    train_args = streamed_args(request.getfixturevalue("digit_folder")) if streamed else TRAIN_ARGS
     run, rng = tmp_path / "run", random.Random(KILL_SEED)
-    args = [*TRAIN_ARGS, "--out", str(tmp_path), "--name", "run"]
+    args = [*train_args, "--out", str(tmp_path), "--name", "run"]
     # Killed before any checkpoint: config.yaml is written just before epoch 1 starts.
     first = Background(convscope_command("train", *args), tmp_path, "first")
     first.wait_for(lambda: (run / "config.yaml").exists())
@@ -304,6 +339,9 @@ def test_kill_at_random_points_then_resume_equals_uninterrupted_run(tmp_path, re
     assert "Resuming" in resumed.stdout
     assert_same_run(run, reference)
     assert not temp_files(run) and not (run / ".lock").exists()
+    if streamed:  # the killed runs' partial cache files were removed, the finished run's file completed
+        cache = tmp_path / "cache" / "images"
+        assert not list(cache.glob("*.partial-*")) and len(list(cache.glob("*.u8"))) == 1
 
 
 # =========================================================================== 2. kill -9 during a write
@@ -821,7 +859,8 @@ def test_truncated_jpeg_is_an_error_naming_it(tmp_path, keep):
     broken = tmp_path / "d" / "dog" / "broken.jpg"
     broken.write_bytes(data[: int(len(data) * keep)])
     with pytest.raises(ConvscopeError, match=r"broken.jpg: cannot (read|decode this JPEG image) .*(truncated|Truncated)"):
-        load_dataset(f"folder:{tmp_path / 'd'}", image_size=(6, 5), color_mode="grayscale")
+        data = load_dataset(f"folder:{tmp_path / 'd'}", image_size=(6, 5), color_mode="grayscale")  # the scan reads headers
+        np.asarray(data.x_train), np.asarray(data.x_test)  # a streamed folder decodes the pixels when they are read
 
 
 def image_of_mode(mode: str) -> Image.Image:
@@ -850,6 +889,7 @@ def test_image_kinds_in_a_class_folder(tmp_path, color_mode):
     channels = 1 if color_mode == "grayscale" else 3
     assert data.input_shape == (4, 3, channels)  # every kind and size converted and resized as configured
     assert len(data.x_train) + len(data.x_test) == 2 * 2 + 9 + 1
+    assert np.asarray(data.x_train).shape[1:] == np.asarray(data.x_test).shape[1:] == (4, 3, channels)  # every kind decodes
     pixels = load_images(sorted((root / "dog").glob("really-a-png.jpg")), image_size=(4, 3), color_mode=color_mode)
     assert pixels.shape == (1, 4, 3, channels) and (pixels == 77).all()
 

@@ -27,6 +27,8 @@ CONFIG_FLAGS = {
     "limit_train": ("data", "limit_train"),
     "image_size": ("data", "image_size"),
     "color_mode": ("data", "color_mode"),
+    "stream": ("data", "stream"),
+    "cache": ("data", "cache"),
     "allow_download": ("data", "allow_download"),
     "model": ("model", "name"),
     "trust_model": ("model", "trust_model"),
@@ -62,6 +64,8 @@ def add_data_flags(parser: argparse.ArgumentParser, defaults) -> None:
     group.add_argument("--limit-train", type=int, help="keep only the first N training images")
     group.add_argument("--image-size", help="H,W to resize folder images to (default: size of the first image)")
     group.add_argument("--color-mode", choices=["grayscale", "rgb"], help="convert folder images to this mode (default: mode of the first image)")
+    group.add_argument("--stream", choices=["auto", "on", "off"], help="read images as training asks for them, in bounded memory: folders (auto, on) and .npz files of uncompressed uint8 images (on; auto above 512 MB); off: all loaded up front (default: auto)")
+    group.add_argument("--cache", choices=["auto", "memory", "disk", "none"], help="keep streamed images once decoded: in memory, in a file under $CONVSCOPE_CACHE/images, or not at all; auto: memory when the decoded images take up to 512 MB, else disk (default: auto)")
     group.add_argument("--no-download", dest="allow_download", action="store_const", const=False, help="never download missing dataset files")
 
 

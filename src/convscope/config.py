@@ -34,6 +34,8 @@ COLOR_MODES = ("grayscale", "rgb")
 OPTIMIZERS = ("adam", "rmsprop", "sgd")
 SCHEDULES = ("constant", "onecycle")
 VALIDATIONS = ("stratified", "random", "last", "test")
+STREAMS = ("auto", "on", "off")  # data.stream: folders stream unless off
+CACHES = ("auto", "memory", "disk", "none")  # data.cache for streamed images
 KEEPS = ("best", "last")
 FIND = "find"  # train.learning_rate: run the learning-rate finder first and train at its suggestion
 # The finder's sweep (convscope.lrfind), fastai's defaults: start_lr, end_lr, num_it.
@@ -55,6 +57,8 @@ class DataConfig:
     limit_train: int = 0  # if > 0: keep only the first N training images (after the validation split)
     image_size: tuple[int, int] | None = None  # (height, width) for folder images; None: size of the first image
     color_mode: str | None = None  # grayscale or rgb for folder images; None: decided by the first image
+    stream: str = "auto"  # folder images: on/auto: decoded as training reads them (bounded memory); off: all decoded up front
+    cache: str = "auto"  # streamed images, once decoded: memory, disk ($CONVSCOPE_CACHE/images), none; auto: memory up to 512 MB of decoded images, else disk
     allow_download: bool = True  # fetch mnist/fashion-mnist/kmnist/cifar10 into the cache when missing
 
 
@@ -175,6 +179,8 @@ def _coerce(value, spec: dataclasses.Field, where: str):
     kind = str(spec.type)
     if kind == "float | str" and str(value).strip().lower() == FIND:
         return FIND
+    if where.endswith("data.stream") and isinstance(value, bool):
+        return "on" if value else "off"  # YAML reads a bare on/off as a boolean
     try:
         if kind.startswith("tuple"):
             if isinstance(value, str):
@@ -210,6 +216,8 @@ def validate(config: Config, source: str = "config") -> None:
         (0.0 <= config.data.val_split < 1.0, f"data.val_split={config.data.val_split}; expected 0 <= value < 1"),
         (config.data.validation in VALIDATIONS, f"data.validation={config.data.validation!r}; expected one of {', '.join(VALIDATIONS)}"),
         (config.data.validation != "test" or config.data.val_first == 0, f"data.validation=test with data.val_first={config.data.val_first}; the test set is the validation set, so drop val_first"),
+        (config.data.stream in STREAMS, f"data.stream={config.data.stream!r}; expected one of {', '.join(STREAMS)}"),
+        (config.data.cache in CACHES, f"data.cache={config.data.cache!r}; expected one of {', '.join(CACHES)}"),
         (0.0 <= config.data.test_split < 1.0, f"data.test_split={config.data.test_split}; expected 0 (the source's own test set) or a fraction below 1"),
         (config.data.val_first >= 0, f"data.val_first={config.data.val_first}; expected 0 or more"),
         (config.data.limit_train >= 0, f"data.limit_train={config.data.limit_train}; expected 0 or more"),

@@ -28,6 +28,7 @@ from typing import NamedTuple, Sequence
 
 import numpy as np
 
+from convscope.data.stream import is_streamed, pipeline_errors, stream_batches
 from convscope.errors import ConvscopeError
 from convscope.probabilities import to_probabilities  # the one probability rule; evaluate.to_probabilities stays importable
 
@@ -225,7 +226,10 @@ def evaluate(
             f"x_test has {num_images} images but y_test has {len(y_test)} labels; "
             "expected one label per image; pass matching arrays"
         )
-    probabilities = model.predict(x_test, batch_size=batch_size, verbose=0)
+    # streamed images (a large folder) are read batch by batch, never all at once
+    inputs = stream_batches(x_test, None, batch_size) if is_streamed(x_test) else x_test
+    with pipeline_errors(x_test):
+        probabilities = model.predict(inputs, batch_size=None if is_streamed(x_test) else batch_size, verbose=0)
     if isinstance(probabilities, (list, tuple, dict)):
         raise ConvscopeError(
             f"model has {len(probabilities)} outputs; expected a classifier with one output of shape (N, num_classes)"

@@ -38,6 +38,7 @@ import keras
 import numpy as np
 
 from convscope.config import LR_FIND_DEFAULTS, Config
+from convscope.data.stream import is_streamed, stream_batches
 from convscope.errors import ConvscopeError
 from convscope.data.augment import augment_batches
 from convscope.keras_compat import batches, batches_per_call, build_training_state
@@ -350,7 +351,7 @@ def find_learning_rate(
             f"model {model.name!r} is not compiled; compile it first, e.g. "
             "model.compile(optimizer='adam', loss='sparse_categorical_crossentropy')"
         )
-    x, y = np.asarray(x), np.asarray(y)
+    x, y = (x if is_streamed(x) else np.asarray(x)), np.asarray(y)  # a streamed folder: only the sweep's images are read
     batch_size = min(batch_size, len(y))
     order = sweep_order(len(y), batch_size, num_batches, seed)
     rates = sweep_learning_rates(start, end, num_batches)
@@ -367,8 +368,8 @@ def find_learning_rate(
                 "compile it with a constant rate (a number) for the sweep"
             ) from None
         with batches_per_call(model, 1):
-            sweep_batches = augment_batches(batches(x[order], y[order], batch_size), augment, seed, 0, scaling)
-            model.fit(sweep_batches, epochs=1, shuffle=False, verbose=0, callbacks=[recorder])
+            sweep_batches = stream_batches(x, y, batch_size, order) if is_streamed(x) else batches(x[order], y[order], batch_size)
+            model.fit(augment_batches(sweep_batches, augment, seed, 0, scaling), epochs=1, shuffle=False, verbose=0, callbacks=[recorder])
     finally:
         restore_state(model, saved)
     count = len(recorder.losses)

@@ -20,6 +20,7 @@ from convscope.data.checks import check_classes, check_splits
 from convscope.data.preprocess import Scaling, fit_scaling, random_split, split_validation
 from convscope.data.raw import RawImages
 from convscope.data.sources import load_raw
+from convscope.data.stream import StoredPixels, StreamedImages
 from convscope.errors import ConvscopeError
 
 
@@ -67,6 +68,8 @@ class Dataset:
             >>> data.display_images(data.x_test[:4]).shape
             (4, 28, 28, 1)
         """
+        if isinstance(x, StreamedImages):
+            return x.display()  # the pixels themselves, read when indexed
         x = np.asarray(x, dtype=np.float32)
         single = x.ndim == 3
         batch = x[np.newaxis] if single else x
@@ -124,10 +127,10 @@ def prepare_dataset(raw: RawImages, config: DataConfig, seed: int = 0) -> Datase
     check_splits(config.dataset, raw.class_names, raw.y_train[train_index], raw.y_train[val_index], raw.y_test, config)
     scaling = fit_scaling(config.scale, raw.x_train, train_index)
     channels_first = _image_data_format() == "channels_first"
-    x_train = scaling.apply(raw.x_train, train_index, channels_first)
-    x_test = scaling.apply(raw.x_test, None, channels_first)
+    x_train = scaled(scaling, raw.x_train, train_index, channels_first)
+    x_test = scaled(scaling, raw.x_test, None, channels_first)
     on_test = config.validation == "test"  # the same array: validating on it costs no copy
-    x_val = x_test if on_test else scaling.apply(raw.x_train, val_index, channels_first)
+    x_val = x_test if on_test else scaled(scaling, raw.x_train, val_index, channels_first)
     y_val = raw.y_test.astype(np.int64) if on_test else raw.y_train[val_index]
     preprocessing = {
         "dataset": config.dataset,
@@ -156,6 +159,13 @@ def prepare_dataset(raw: RawImages, config: DataConfig, seed: int = 0) -> Datase
         scaling=scaling,
         channels_first=channels_first,
     )
+
+
+def scaled(scaling: Scaling, pixels, index: np.ndarray | None, channels_first: bool):
+    """``scaling.apply(pixels, index)``: a new float32 array, or for streamed pixels a StreamedImages that scales per read."""
+    if isinstance(pixels, StoredPixels):
+        return StreamedImages(pixels if index is None else pixels.subset(index), scaling, channels_first)
+    return scaling.apply(pixels, index, channels_first)
 
 
 def pool_and_split_test(raw: RawImages, fraction: float, seed: int) -> RawImages:

@@ -174,9 +174,9 @@ def load_raw(config: DataConfig) -> RawImages:
     """
     name = config.dataset
     if name.startswith("npz:"):
-        return load_npz_dataset(Path(name[len("npz:"):]))
+        return load_npz_dataset(Path(name[len("npz:"):]), stream=config.stream)
     if name.startswith("folder:"):
-        return load_folder_dataset(Path(name[len("folder:"):]), config.image_size, config.color_mode)
+        return load_folder_dataset(Path(name[len("folder:"):]), config.image_size, config.color_mode, config.stream, config.cache)
     if name not in CATALOG:
         raise ConvscopeError(f"dataset {name!r} is unknown; expected one of {', '.join(CATALOG)}, npz:PATH or folder:PATH (see `convscope datasets`)")
     return _load_named(CATALOG[name], config)
