@@ -111,20 +111,20 @@ def test_report_of_a_baseline(mlp_run):
 
 
 @pytest.mark.slow
-def test_logistic_two_classes_and_a_class_missing_from_training(tmp_path):
-    """A two-class estimator has one logit; a class absent from training gets probability 0."""
+def test_logistic_on_two_classes_has_one_logit_and_copies_exactly(tmp_path):
+    """A two-class estimator has one logit; the Keras copy gives both classes' probabilities."""
     rng = np.random.default_rng(0)
     x = rng.random((90, 4, 4, 1)).astype(np.float32)
-    y = np.where(x.mean(axis=(1, 2, 3)) > 0.5, 2, 0)  # classes 0 and 2 only, of 3
+    y = (x.mean(axis=(1, 2, 3)) > 0.5).astype(np.int64)
     empty = np.zeros((0,), dtype=np.int64)
-    dataset = Dataset("toy", x[:60], y[:60], x[:0], empty, x[60:], y[60:], ["a", "b", "c"], {}, "generated")
+    dataset = Dataset("toy", x[:60], y[:60], x[:0], empty, x[60:], y[60:], ["a", "b"], {}, "generated")
     config = Config()
     config.model.name = "sklearn-logistic"
     config.run.out, config.run.name = str(tmp_path), "logistic"
     result = train_baseline(baseline_config(config), dataset=dataset)
+    assert result.estimator.coef_.shape[0] == 1  # scikit-learn's one logit for two classes
     probabilities = result.model.predict(x[60:], verbose=0)
-    np.testing.assert_allclose(probabilities[:, [0, 2]], result.estimator.predict_proba(x[60:].reshape(30, -1)), atol=1e-5)
-    assert np.all(probabilities[:, 1] == 0)
+    np.testing.assert_allclose(probabilities, result.estimator.predict_proba(x[60:].reshape(30, -1)), atol=1e-5)
     assert not result.run.history_path.exists()  # lbfgs has no epochs to record
     with pytest.raises(ConvscopeError, match="already holds a run"):
         train_baseline(baseline_config(config), dataset=dataset)

@@ -108,7 +108,7 @@ def test_non_image_skipped_with_warning(tmp_path):
 @pytest.mark.parametrize("stream", ["off", "on"])
 def test_truncated_image_is_an_error_naming_it(tmp_path, stream):
     # Decoded up front (off) the load fails; streamed (on), the first read of it does.
-    make_classes(tmp_path / "d")
+    make_classes(tmp_path / "d", per_class=12)  # enough for a validation and a test image of each class
     big = save(tmp_path / "d" / "dog" / "big.png", np.random.default_rng(0).integers(0, 256, (64, 64), dtype=np.uint8))
     big.write_bytes(big.read_bytes()[:300])
     with pytest.raises(ConvscopeError, match=r"big.png: cannot decode this PNG image .*truncated or corrupt"):

@@ -854,7 +854,7 @@ def jpeg_bytes(size=(48, 40)) -> bytes:
 
 @pytest.mark.parametrize("keep", [0.1, 0.5, 0.95])
 def test_truncated_jpeg_is_an_error_naming_it(tmp_path, keep):
-    make_classes(tmp_path / "d", per_class=3)
+    make_classes(tmp_path / "d", per_class=12)  # enough for a validation and a test image of each class
     data = jpeg_bytes()
     broken = tmp_path / "d" / "dog" / "broken.jpg"
     broken.write_bytes(data[: int(len(data) * keep)])
@@ -1124,9 +1124,9 @@ def cli_archive_escape(folder, reference):
 
 
 def cli_truncated_jpeg(folder, reference):
-    make_classes(folder / "d", per_class=3)
+    make_classes(folder / "d", per_class=12)
     (folder / "d" / "dog" / "broken.jpg").write_bytes(jpeg_bytes()[:1000])
-    return convscope_command("train", "--dataset", f"folder:{folder / 'd'}", "--image-size", "6,5", "--out", str(folder)), r"broken.jpg: cannot decode this JPEG image"
+    return convscope_command("train", "--dataset", f"folder:{folder / 'd'}", "--image-size", "28,28", "--out", str(folder)), r"broken.jpg: cannot decode this JPEG image"
 
 
 def cli_idx_magic(folder, reference):

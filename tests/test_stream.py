@@ -79,14 +79,14 @@ def test_epoch_batches_follow_the_seeded_order(tmp_path):
 
 
 def test_disk_cache_is_completed_reused_and_replaced_when_a_file_changes(tmp_path, monkeypatch):
-    root = make_folder(tmp_path / "f", per_class=5)
+    root = make_folder(tmp_path / "f", per_class=12)
     data = load_dataset(f"folder:{root}", image_size=(8, 8), color_mode="rgb", cache="disk")
     folder = imagecache.cache_folder()
     assert len(list(folder.glob("*.partial-*"))) == 1 and not list(folder.glob("*.u8"))
     pixels = np.asarray(data.x_train), np.asarray(data.x_val), np.asarray(data.x_test)  # every image read once
     assert not list(folder.glob("*.partial-*")) and len(list(folder.glob("*.u8"))) == 1
     first_cache = next(folder.glob("*.u8"))
-    assert first_cache.stat().st_size == 15 * 8 * 8 * 3
+    assert first_cache.stat().st_size == 36 * 8 * 8 * 3
 
     # A second load reads the completed file and never decodes.
     with monkeypatch.context() as patch:
@@ -105,7 +105,7 @@ def test_disk_cache_is_completed_reused_and_replaced_when_a_file_changes(tmp_pat
 
 
 def test_abandoned_partial_cache_of_a_dead_process_is_removed(tmp_path):
-    root = make_folder(tmp_path / "f", per_class=5)
+    root = make_folder(tmp_path / "f", per_class=12)
     data = load_dataset(f"folder:{root}", image_size=(8, 8), color_mode="rgb", cache="disk")  # kept: its partial file stays
     partial = next(imagecache.cache_folder().glob("*.partial-*"))
     dead = partial.with_name(partial.name.rsplit("-", 1)[0] + "-999999999.0")  # no such process
@@ -115,9 +115,9 @@ def test_abandoned_partial_cache_of_a_dead_process_is_removed(tmp_path):
 
 
 def test_cache_auto_is_memory_for_small_folders_and_disk_beyond_the_limit(tmp_path, monkeypatch):
-    root = make_folder(tmp_path / "f", per_class=4)
+    root = make_folder(tmp_path / "f", per_class=12)
     assert load_dataset(f"folder:{root}", image_size=(8, 8), color_mode="rgb").preprocessing["cache"] == "memory"
-    monkeypatch.setattr(imagecache, "CACHE_MEMORY_BYTES", 12 * 8 * 8 * 3 - 1)  # one byte short of the 12 images
+    monkeypatch.setattr(imagecache, "CACHE_MEMORY_BYTES", 36 * 8 * 8 * 3 - 1)  # one byte short of the 36 images
     assert load_dataset(f"folder:{root}", image_size=(8, 8), color_mode="rgb").preprocessing["cache"] == "disk"
     with pytest.raises(ConvscopeError, match="cache='ram'; expected one of auto, memory, disk, none"):
         imagecache.choose_cache("ram", 1)
@@ -128,12 +128,12 @@ def test_scan_and_first_decode_show_progress(tmp_path, monkeypatch, caplog):
 
     monkeypatch.setattr(folder_module, "PROGRESS_SECONDS", -1.0)
     monkeypatch.setattr(imagecache, "PROGRESS_SECONDS", -1.0)
-    root = make_folder(tmp_path / "f", per_class=4)
+    root = make_folder(tmp_path / "f", per_class=12)
     with caplog.at_level(logging.INFO, logger="convscope.progress"):
         data = load_dataset(f"folder:{root}", image_size=(8, 8), color_mode="rgb", scale="standard")  # the fit reads every training image
     lines = [record.getMessage() for record in caplog.records if record.name == "convscope.progress"]
     assert any(line.startswith(f"Scanning {root}: ") for line in lines), lines
-    assert any(line.startswith("Decoding 12 images: ") for line in lines), lines
+    assert any(line.startswith("Decoding 36 images: ") for line in lines), lines
     assert isinstance(data.x_train.pixels, StoredPixels)
 
 
@@ -204,7 +204,7 @@ def test_compressed_npz_asked_to_stream_is_loaded_whole_with_a_warning(tmp_path)
 def test_a_full_disk_while_caching_is_one_line(tmp_path, monkeypatch):
     import errno
 
-    root = make_folder(tmp_path / "f", per_class=4)
+    root = make_folder(tmp_path / "f", per_class=12)
     data = load_dataset(f"folder:{root}", image_size=(8, 8), color_mode="rgb", cache="disk")
 
     def full(*args):
