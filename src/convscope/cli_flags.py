@@ -51,6 +51,13 @@ CONFIG_FLAGS = {
 
 
 def add_data_flags(parser: argparse.ArgumentParser, defaults) -> None:
+    """Add the "data" group to ``parser``: --dataset, --data-dir, --scale, --val-split, --validation, --val-seed,
+    --val-first, --test-split, --limit-train, --image-size, --color-mode, --stream, --cache, --no-download.
+
+    Args:
+        parser: the command's parser.
+        defaults: the default Config, shown in the help.
+    """
     group = parser.add_argument_group("data")
     data = defaults.data
     group.add_argument("--dataset", help=f"mnist-sample, mnist, fashion-mnist, kmnist, cifar10, digits, npz:PATH, folder:PATH (default: {data.dataset})")
@@ -70,6 +77,12 @@ def add_data_flags(parser: argparse.ArgumentParser, defaults) -> None:
 
 
 def add_model_flags(parser: argparse.ArgumentParser, defaults) -> None:
+    """Add the "model" group to ``parser``: --model, --trust-model, --weights.
+
+    Args:
+        parser: the command's parser.
+        defaults: the default Config, shown in the help.
+    """
     group = parser.add_argument_group("model")
     group.add_argument("--model", help=f"zoo name (`convscope models`) or a YAML layer list (default: {defaults.model.name})")
     group.add_argument("--trust-model", action="store_const", const=True, help="allow legacy .h5 model files (they can run code)")
@@ -81,7 +94,14 @@ IMPORT_FLAGS = ("weights", "trust_model", "config", "out", "name")  # with the d
 
 
 def add_import_flags(parser: argparse.ArgumentParser, defaults) -> None:
-    """RUN, or --model FILE --dataset D: a stage takes a run folder, or imports a model file into a new one (open_or_import)."""
+    """RUN, or --model FILE --dataset D: a stage takes a run folder, or imports a model file into a new one (open_or_import).
+
+    Adds the optional positional RUN, --model, --weights, --trust-model, the data flags and the output flags.
+
+    Args:
+        parser: the stage's parser.
+        defaults: the default Config, shown in the help.
+    """
     parser.add_argument("run", nargs="?", help="run folder (or --model to import a model file into a new one)")
     group = parser.add_argument_group("a model made elsewhere, imported into a new run folder (instead of RUN)")
     group.add_argument("--model", help="a .keras file, a whole-model .h5 (with --trust-model), or an architecture (zoo name, YAML) with --weights")
@@ -92,6 +112,13 @@ def add_import_flags(parser: argparse.ArgumentParser, defaults) -> None:
 
 
 def add_train_flags(parser: argparse.ArgumentParser, defaults) -> None:
+    """Add the "training" group to ``parser``: --preset, --epochs, --batch-size, --optimizer, --learning-rate,
+    --schedule, --seed, --reduce-lr, --early-stop, --tensorboard, --augment, --keep.
+
+    Args:
+        parser: the command's parser.
+        defaults: the default Config, shown in the help.
+    """
     group = parser.add_argument_group("training")
     train = defaults.train
     group.add_argument("--preset", help="a named recipe: fast, or a lesson's run (`convscope lessons`); flags still override it")
@@ -129,6 +156,11 @@ def learning_rate_value(text: str):
 
 
 def add_sweep_flags(parser: argparse.ArgumentParser) -> None:
+    """Add the "sweep" group to ``parser``: --start-lr, --end-lr, --num-batches, defaulting to LR_FIND_DEFAULTS.
+
+    Args:
+        parser: the lr-find command's parser.
+    """
     start, end, batches = LR_FIND_DEFAULTS
     group = parser.add_argument_group("sweep")
     group.add_argument("--start-lr", type=float, default=start, help=f"first rate of the sweep (default: {start:g})")
@@ -137,6 +169,12 @@ def add_sweep_flags(parser: argparse.ArgumentParser) -> None:
 
 
 def add_run_flags(parser: argparse.ArgumentParser, defaults) -> None:
+    """Add the "run folder" group to ``parser``: --config, --out, --name, --resume.
+
+    Args:
+        parser: the command's parser.
+        defaults: the default Config, shown in the help.
+    """
     group = parser.add_argument_group("run folder")
     group.add_argument("--config", help="YAML config (e.g. a run's config.yaml); flags override it")
     group.add_argument("--out", help=f"parent folder of run folders (default: {defaults.run.out})")
@@ -145,6 +183,13 @@ def add_run_flags(parser: argparse.ArgumentParser, defaults) -> None:
 
 
 def add_output_flags(parser: argparse.ArgumentParser, defaults, name_help: str) -> None:
+    """Add the "output" group to ``parser``: --config, --out, --name.
+
+    Args:
+        parser: the command's parser.
+        defaults: the default Config, shown in the help.
+        name_help: the help of --name.
+    """
     group = parser.add_argument_group("output")
     group.add_argument("--config", help="YAML config (e.g. a run's config.yaml); flags override it")
     group.add_argument("--out", help=f"parent folder (default: {defaults.run.out})")

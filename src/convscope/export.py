@@ -98,7 +98,14 @@ class ExportResult:
 
 
 def check_format(name: str) -> ExportFormat:
-    """The ExportFormat called ``name``; one line naming the choices otherwise."""
+    """The ExportFormat called ``name``; one line naming the choices otherwise.
+
+    Args:
+        name: onnx, litert or savedmodel (an alias such as tflite is refused with a hint).
+
+    Returns:
+        The ExportFormat from FORMATS.
+    """
     if name in FORMATS:
         return FORMATS[name]
     hint = f" (did you mean {ALIASES[name]}?)" if name in ALIASES else ""
@@ -106,7 +113,11 @@ def check_format(name: str) -> ExportFormat:
 
 
 def check_extra(export_format: ExportFormat) -> None:
-    """One line naming the export extra when a package the format needs is not installed."""
+    """One line naming the export extra when a package the format needs is not installed.
+
+    Args:
+        export_format: the format whose ``packages`` are looked for (not imported).
+    """
     missing = [pip_name for module, pip_name in export_format.packages if importlib.util.find_spec(module) is None]
     if missing:
         raise ConvscopeError(
@@ -168,7 +179,20 @@ def removed_if_empty(folder: Path):
 
 
 def export_target(run: RunFolder, export_format: ExportFormat, out: str | Path | None) -> Path:
-    """The absolute path to write: --out (a folder gets the default name inside it), else RUN/export/<default name>."""
+    """The absolute path to write: --out (a folder gets the default name inside it), else RUN/export/<default name>.
+
+    Args:
+        run: the run folder.
+        export_format: the format, for its default file name and suffix.
+        out: --out, or None.
+
+    Returns:
+        The resolved path (nothing is created).
+
+    Raises:
+        ConvscopeError: a file name without the format's suffix, or a SavedModel --out that
+            exists and is not a SavedModel folder.
+    """
     if out is None:
         return (run.export_dir / export_format.file_name).resolve()
     target = Path(out)
@@ -229,7 +253,17 @@ def export_model(model, path: str | Path, format: str, inputs: np.ndarray, metad
 
 
 def convert(model, path: Path, export_format: ExportFormat, label: str) -> None:
-    """``model.export``, with the converters' log lines held back and their failures as one line."""
+    """``model.export``, with the converters' log lines held back and their failures as one line.
+
+    Args:
+        model: the Keras model.
+        path: where ``model.export`` writes (the temporary name).
+        export_format: the format, for its Keras name.
+        label: how errors name the model.
+
+    Raises:
+        ConvscopeError: any export failure; a TensorFlow op LiteRT cannot convert is named with its layer.
+    """
     converter_log = logging.getLogger("tf2onnx")
     level = converter_log.level
     converter_log.setLevel(logging.CRITICAL)  # it logs each unsupported op as ERROR; check_onnx_ops says it in one line
@@ -253,7 +287,18 @@ def convert(model, path: Path, export_format: ExportFormat, label: str) -> None:
 
 
 def unsupported_op_error(label: str, model, node_name: str, op: str, converter: str) -> ConvscopeError:
-    """One line naming the layer (when it can be told from the node's scope), the op and the converter that cannot handle it."""
+    """One line naming the layer (when it can be told from the node's scope), the op and the converter that cannot handle it.
+
+    Args:
+        label: how the message names the model.
+        model: the Keras model, searched for the layer.
+        node_name: the converted node's name ("" when unknown).
+        op: the TensorFlow op.
+        converter: how the message names the converter, with its version.
+
+    Returns:
+        The ConvscopeError, for the caller to raise.
+    """
     layer = layer_of_node(model, node_name)
     where = f"layer {layer.name!r} ({type(layer).__name__})" if layer is not None else f"node {node_name!r}"
     return ConvscopeError(
@@ -263,7 +308,16 @@ def unsupported_op_error(label: str, model, node_name: str, op: str, converter: 
 
 
 def check_onnx_ops(path: Path, model, label: str) -> None:
-    """Refuse an ONNX graph that still holds TensorFlow ops: tf2onnx leaves an op it cannot convert in place and carries on."""
+    """Refuse an ONNX graph that still holds TensorFlow ops: tf2onnx leaves an op it cannot convert in place and carries on.
+
+    Args:
+        path: the .onnx file (read without external data).
+        model: the Keras model, to name the layer in the error.
+        label: how the error names the model.
+
+    Raises:
+        ConvscopeError: for the first node of the default domain that ONNX does not define.
+    """
     import onnx  # lazy: part of the export extra
 
     graph = onnx.load(str(path), load_external_data=False).graph
@@ -275,14 +329,27 @@ def check_onnx_ops(path: Path, model, label: str) -> None:
 
 
 def layer_of_node(model, node_name: str):
-    """The model layer a converted node came from: tf2onnx names nodes by their TensorFlow scope, e.g. model_1/resizing_1/resize/Op."""
+    """The model layer a converted node came from: tf2onnx names nodes by their TensorFlow scope, e.g. model_1/resizing_1/resize/Op.
+
+    Args:
+        model: the Keras model.
+        node_name: the node's name; its scopes after the first are matched with layer names.
+
+    Returns:
+        The layer with the longest matching name, or None.
+    """
     scopes = node_name.split("/")
     candidates = [layer for layer in model.layers if any(scope == layer.name or scope.startswith(layer.name + "_") for scope in scopes[1:])]
     return max(candidates, key=lambda layer: len(layer.name), default=None)
 
 
 def store_onnx_metadata(path: Path, metadata: dict) -> None:
-    """Write the predictor's preprocessing into the ONNX file's metadata_props."""
+    """Write the predictor's preprocessing into the ONNX file's metadata_props.
+
+    Args:
+        path: the .onnx file, rewritten in place.
+        metadata: ``onnx_predict.describe_inputs``'s dict, stored as JSON under METADATA_KEY.
+    """
     import onnx  # lazy: part of the export extra
 
     model = onnx.load(str(path))
@@ -291,7 +358,20 @@ def store_onnx_metadata(path: Path, metadata: dict) -> None:
 
 
 def run_export(path: Path, export_format: ExportFormat, inputs: np.ndarray, label: str) -> np.ndarray:
-    """The exported model's outputs on ``inputs``, computed by its own runtime."""
+    """The exported model's outputs on ``inputs``, computed by its own runtime.
+
+    Args:
+        path: the exported file or folder.
+        export_format: picks the runner in RUNNERS.
+        inputs: (N, ...) float32 model inputs.
+        label: how errors name the model.
+
+    Returns:
+        The runtime's first output, one row per input.
+
+    Raises:
+        ConvscopeError: the runtime cannot load or run the export.
+    """
     try:
         with filtered_stderr(RUNTIME_NOISE):
             return RUNNERS[export_format.name](path, inputs)
@@ -304,14 +384,30 @@ def run_export(path: Path, export_format: ExportFormat, inputs: np.ndarray, labe
 
 
 def run_onnx(path: Path, inputs: np.ndarray) -> np.ndarray:
-    """onnxruntime on the CPU, batched as `convscope predict model.onnx` runs it."""
+    """onnxruntime on the CPU, batched as `convscope predict model.onnx` runs it.
+
+    Args:
+        path: the .onnx file.
+        inputs: (N, ...) model inputs.
+
+    Returns:
+        The model's first output for every input (``onnx_predict.run_session``).
+    """
     import onnxruntime  # lazy: part of the export extra
 
     return run_session(onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"]), inputs)
 
 
 def run_litert(path: Path, inputs: np.ndarray) -> np.ndarray:
-    """The LiteRT interpreter (ai-edge-litert), all inputs in one batch."""
+    """The LiteRT interpreter (ai-edge-litert), all inputs in one batch.
+
+    Args:
+        path: the .tflite file.
+        inputs: (N, ...) model inputs; the input tensor is resized to their shape.
+
+    Returns:
+        The first output tensor, one row per input.
+    """
     from ai_edge_litert.interpreter import Interpreter  # lazy: part of the export extra
 
     interpreter = Interpreter(model_path=str(path))
@@ -324,7 +420,15 @@ def run_litert(path: Path, inputs: np.ndarray) -> np.ndarray:
 
 
 def run_savedmodel(path: Path, inputs: np.ndarray) -> np.ndarray:
-    """TensorFlow's SavedModel loader, through the ``serve`` endpoint Keras writes."""
+    """TensorFlow's SavedModel loader, through the ``serve`` endpoint Keras writes.
+
+    Args:
+        path: the SavedModel folder.
+        inputs: (N, ...) model inputs, in one call.
+
+    Returns:
+        ``serve``'s output as a NumPy array.
+    """
     import tensorflow as tf  # lazy: loaded already by Keras, named here for the SavedModel API
 
     loaded = tf.saved_model.load(str(path))  # held: its functions need the object alive while they run
@@ -335,7 +439,14 @@ RUNNERS = {"onnx": run_onnx, "litert": run_litert, "savedmodel": run_savedmodel}
 
 
 def export_versions(export_format: ExportFormat) -> dict:
-    """Versions of what wrote and ran the file, for export.json."""
+    """Versions of what wrote and ran the file, for export.json.
+
+    Args:
+        export_format: adds its packages to keras and tensorflow.
+
+    Returns:
+        Package name -> installed version ("?" when not installed).
+    """
     names = ["keras", "tensorflow", *(pip_name for _, pip_name in export_format.packages)]
     return {name: _version(name) for name in names}
 
@@ -350,7 +461,14 @@ def _version(package: str) -> str:
 
 
 def format_export(result: ExportResult) -> str:
-    """One line for the terminal: where it went and how it agreed with Keras."""
+    """One line for the terminal: where it went and how it agreed with Keras.
+
+    Args:
+        result: a verified export.
+
+    Returns:
+        The line, without a newline.
+    """
     return (
         f"{result.format}: {result.path} ({result.bytes / 1e6:.2f} MB); on {result.images} test images in {result.runtime}: "
         f"max abs probability difference {result.max_abs_difference:.2g}, top-1 agreement {result.top1_agreement:.1%}"

@@ -135,6 +135,12 @@ class LearningRateSweep:
 def sweep_learning_rates(start: float, end: float, count: int) -> np.ndarray:
     """``count`` rates growing exponentially from ``start`` to ``end``, both included.
 
+    Args:
+        start, end, count: the first and the last rate, and how many rates.
+
+    Returns:
+        float64 array of ``count`` rates (``np.geomspace``).
+
     Example:
         >>> sweep_learning_rates(1e-3, 1e-1, 3).tolist()
         [0.001, 0.01, 0.1]
@@ -148,6 +154,12 @@ def batch_losses_from_running_means(means, batch_sizes) -> np.ndarray:
     Keras' ``loss`` in ``on_train_batch_end`` is the mean over the epoch so far, each batch
     weighted by its size: after batch k it is ``sum(n_i * l_i) / sum(n_i)`` over i <= k. So
     ``l_k = (N_k * m_k - N_(k-1) * m_(k-1)) / n_k`` with ``N_k`` the images seen.
+
+    Args:
+        means, batch_sizes: the running mean logged after each batch, in order, and each batch's images.
+
+    Returns:
+        float64 array, one loss per batch.
 
     Example:
         >>> batch_losses_from_running_means([2.0, 1.5, 1.0], [2, 2, 4]).tolist()
@@ -189,7 +201,15 @@ class LossSmoother:
 
 
 def smooth_losses(losses, beta: float = SMOOTHING) -> np.ndarray:
-    """The debiased moving average of a whole sequence of losses (``LossSmoother`` batch by batch)."""
+    """The debiased moving average of a whole sequence of losses (``LossSmoother`` batch by batch).
+
+    Args:
+        losses: each batch's own loss, in order.
+        beta: the average's weight on the past.
+
+    Returns:
+        float64 array, one smoothed value per loss.
+    """
     smoother = LossSmoother(beta)
     return np.array([smoother.add(float(loss)) for loss in losses])
 
@@ -203,6 +223,12 @@ def valley_index(losses) -> int:
     ``span = end - start``: past the noisy top of the valley, well before its bottom, where the
     loss still falls. fastai can land one index before the curve's start (and wraps to its end)
     when the run starts at the very first point and is shorter than 3; here that is the first point.
+
+    Args:
+        losses: the curve (the smoothed losses inside the rules' window).
+
+    Returns:
+        An index into ``losses``.
 
     Example:
         >>> valley_index([5.0, 4.0, 4.5, 3.0, 2.0, 1.0, 1.5, 8.0])
@@ -221,18 +247,39 @@ def valley_index(losses) -> int:
 
 
 def minimum_index(losses) -> int:
-    """The lowest point of the curve (fastai's minimum rule suggests a tenth of its rate)."""
+    """The lowest point of the curve (fastai's minimum rule suggests a tenth of its rate).
+
+    Args:
+        losses: the curve.
+
+    Returns:
+        The index of its lowest value (the first one on ties).
+    """
     return int(np.argmin(losses))
 
 
 def steep_index(learning_rates, losses) -> int:
-    """fastai's steep rule: the start of the segment where the loss falls fastest per unit of log(rate)."""
+    """fastai's steep rule: the start of the segment where the loss falls fastest per unit of log(rate).
+
+    Args:
+        learning_rates, losses: each point's rate (positive) and loss, of equal length.
+
+    Returns:
+        The index ``i`` whose step to ``i + 1`` has the most negative slope.
+    """
     slopes = np.diff(np.asarray(losses, dtype=np.float64)) / np.diff(np.log(np.asarray(learning_rates, dtype=np.float64)))
     return int(np.argmin(slopes))
 
 
 def rules_window(smoothed, planned_batches: int) -> tuple[int, int]:
     """(first, last): the batches ``smoothed[first:last]`` that the rules read.
+
+    Args:
+        smoothed: a sweep's whole smoothed curve.
+        planned_batches: the batches it planned; their first tenth is skipped.
+
+    Returns:
+        (first, last), last >= first, without the last SKIP_END batches run or any NaN/Inf on.
 
     Example:
         >>> rules_window(np.ones(100), 100)
@@ -250,6 +297,13 @@ def suggest_points(learning_rates, smoothed, planned_batches: int) -> dict[str, 
 
     The window leaves out the first tenth of the planned batches, the last SKIP_END batches
     run, and everything from the first non-finite value on.
+
+    Args:
+        learning_rates, smoothed: each batch's rate and smoothed loss, of equal length.
+        planned_batches: the batches the sweep planned (as ``rules_window`` takes it).
+
+    Returns:
+        Rule name (valley, minimum, steep) -> SuggestedPoint, its batch counted from 1.
 
     Raises:
         ConvscopeError: the window holds fewer than 3 points (the sweep stopped too early).
@@ -391,6 +445,13 @@ def find_learning_rate(
 def sweep_order(count: int, batch_size: int, num_batches: int, seed: int) -> np.ndarray:
     """The training-image indices of the sweep's batches, in order: seeded shuffles of all ``count`` one after another.
 
+    Args:
+        count, batch_size, num_batches: training images (more than 0), images per batch, batches.
+        seed: seeds the shuffles.
+
+    Returns:
+        int64 array of ``num_batches * batch_size`` indices.
+
     Example:
         >>> sweep_order(4, 3, 2, seed=0).shape    # 2 batches of 3 from 4 images: a second shuffle begins
         (6,)
@@ -401,7 +462,11 @@ def sweep_order(count: int, batch_size: int, num_batches: int, seed: int) -> np.
 
 
 def check_sweep_settings(start: float = START_LEARNING_RATE, end: float = END_LEARNING_RATE, num_batches: int = SWEEP_BATCHES) -> None:
-    """Raise ConvscopeError naming a bad start/end rate or batch count."""
+    """Raise ConvscopeError naming a bad start/end rate or batch count.
+
+    Args:
+        start, end, num_batches: finite rates with 0 < start < end; at least MIN_SWEEP_BATCHES batches.
+    """
     if not (math.isfinite(start) and math.isfinite(end) and 0 < start < end):
         raise ConvscopeError(f"learning-rate sweep from {start} to {end} (--start-lr, --end-lr): expected 0 < start < end, e.g. 1e-7 and 10")
     if num_batches < MIN_SWEEP_BATCHES:
@@ -409,12 +474,23 @@ def check_sweep_settings(start: float = START_LEARNING_RATE, end: float = END_LE
 
 
 def save_state(model: keras.Model) -> list[np.ndarray]:
-    """Every variable the sweep changes: weights, batch-norm statistics, dropout seeds, optimizer state."""
+    """Every variable the sweep changes: weights, batch-norm statistics, dropout seeds, optimizer state.
+
+    Args:
+        model: a compiled model whose optimizer variables are built.
+
+    Returns:
+        A NumPy copy of each of the model's, then the optimizer's, variables.
+    """
     return [keras.ops.convert_to_numpy(variable) for variable in [*model.variables, *model.optimizer.variables]]
 
 
 def restore_state(model: keras.Model, saved: list[np.ndarray]) -> None:
-    """Set back what ``save_state`` saved."""
+    """Set back what ``save_state`` saved.
+
+    Args:
+        model, saved: the model ``save_state`` read and what it returned, assigned in the same order.
+    """
     for variable, value in zip([*model.variables, *model.optimizer.variables], saved, strict=True):
         variable.assign(value)
 
@@ -423,13 +499,24 @@ def restore_state(model: keras.Model, saved: list[np.ndarray]) -> None:
 
 
 def save_lr_find(run: RunFolder, sweep: LearningRateSweep) -> None:
-    """Write lr_find.csv (the curve) and metrics.json's ``lr_find`` (the points and settings)."""
+    """Write lr_find.csv (the curve) and metrics.json's ``lr_find`` (the points and settings).
+
+    Args:
+        run, sweep: the run folder to write into and the sweep to record.
+    """
     run.write_lr_find(sweep.to_columns())
     run.update_metrics({"lr_find": sweep.to_metrics()})
 
 
 def read_lr_find(run: RunFolder) -> LearningRateSweep | None:
-    """The sweep a run folder holds, from lr_find.csv and metrics.json; None when it has none."""
+    """The sweep a run folder holds, from lr_find.csv and metrics.json; None when it has none.
+
+    Args:
+        run: a run folder.
+
+    Returns:
+        LearningRateSweep (``extra``: the metrics keys it does not know), or None.
+    """
     columns = run.read_lr_find()
     facts = run.read_metrics().get("lr_find")
     if not columns or not facts:
@@ -454,6 +541,9 @@ def find_learning_rate_in_run(run: RunFolder, config: Config, model, dataset, re
     Args:
         run, config, model, dataset, resume: as ``train.train_in_folder`` takes them.
         sweep: ``find_learning_rate``'s start, end and num_batches.
+
+    Returns:
+        (config with the suggested rate and ``learning_rate_found``, the sweep).
     """
     if resume or model is None:
         raise ConvscopeError(f"{run.path}: a resumed run continues at the rate in its config.yaml; drop --learning-rate find, or start a new run")

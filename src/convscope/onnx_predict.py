@@ -64,7 +64,18 @@ def describe_inputs(input_shape: tuple, channels_first: bool, scaling: Scaling, 
 
 
 def spec_from_description(described: dict, where: str) -> InputSpec:
-    """Rebuild an InputSpec from ``describe_inputs``'s dict; ``where`` names the file in errors."""
+    """Rebuild an InputSpec from ``describe_inputs``'s dict; ``where`` names the file in errors.
+
+    Args:
+        described: the dict stored under METADATA_KEY, parsed from JSON.
+        where: how errors name the file.
+
+    Returns:
+        InputSpec: image size, colour mode and channel axis from the input shape, the scaling, class names.
+
+    Raises:
+        ConvscopeError: a key missing or a value of the wrong type.
+    """
     try:
         shape, channels_first = tuple(described["input_shape"]), bool(described["channels_first"])
         scaling = described["scaling"]
@@ -77,6 +88,15 @@ def spec_from_description(described: dict, where: str) -> InputSpec:
 
 def parse_scale(text: str) -> Scaling:
     """``--scale``: unit (x/255), centered ((x-128)/128) or standard:MEAN,STD ((x-MEAN)/STD).
+
+    Args:
+        text: the flag's value.
+
+    Returns:
+        The Scaling it names.
+
+    Raises:
+        ConvscopeError: any other text, or STD not above 0.
 
     Example:
         >>> parse_scale("standard:33.32,78.57").describe()["formula"]
@@ -145,7 +165,14 @@ def predict_onnx(
 
 
 def open_session(path: Path):
-    """An onnxruntime InferenceSession on the CPU; one clear line for a missing file, runtime or a damaged model."""
+    """An onnxruntime InferenceSession on the CPU; one clear line for a missing file, runtime or a damaged model.
+
+    Args:
+        path: the .onnx file.
+
+    Returns:
+        The InferenceSession (CPUExecutionProvider).
+    """
     if not path.is_file():
         raise ConvscopeError(f"{path}: no such .onnx file; pass a run folder or an .onnx file made by `convscope export`")
     if importlib.util.find_spec("onnxruntime") is None:
@@ -160,7 +187,19 @@ def open_session(path: Path):
 
 
 def find_input_spec(path: Path, session, scale_given: bool) -> tuple[InputSpec | None, str]:
-    """(the spec, where it came from): the file's own metadata, else a run folder's data.json, else flags only."""
+    """(the spec, where it came from): the file's own metadata, else a run folder's data.json, else flags only.
+
+    Args:
+        path: the .onnx file; its folder and the one above are searched for data.json.
+        session: its InferenceSession, for the metadata.
+        scale_given: whether --scale was passed (required when neither is found).
+
+    Returns:
+        (InputSpec, or None when only the flags and the model's shape are left; a phrase naming the source).
+
+    Raises:
+        ConvscopeError: metadata that is not JSON or is incomplete, or nothing found and no --scale.
+    """
     stored = session.get_modelmeta().custom_metadata_map.get(METADATA_KEY)
     if stored:
         try:
@@ -181,7 +220,20 @@ def find_input_spec(path: Path, session, scale_given: bool) -> tuple[InputSpec |
 
 
 def override_spec(spec: InputSpec | None, model_shape: list, image_size, color_mode, scale, class_names) -> InputSpec:
-    """Apply the flags; without a spec, take image size, colour mode and channel axis from the model's input shape."""
+    """Apply the flags; without a spec, take image size, colour mode and channel axis from the model's input shape.
+
+    Args:
+        spec: ``find_input_spec``'s spec, or None.
+        model_shape: the model input's shape, batch axis first (symbolic sizes as strings or None).
+        image_size, color_mode, scale, class_names: the flags, None when not given; ``scale`` as ``parse_scale`` reads it.
+
+    Returns:
+        The InputSpec with the flags applied.
+
+    Raises:
+        ConvscopeError: a model of free image size without --image-size, a bad --image-size, or a new
+            size or colour mode for a per-pixel (minmax) scaling without --scale.
+    """
     if spec is None:
         shape = [size if isinstance(size, int) else None for size in model_shape[1:]]
         channels_first = len(shape) == 3 and shape[-1] not in COLOR_MODES and shape[0] in COLOR_MODES
@@ -212,7 +264,17 @@ def override_spec(spec: InputSpec | None, model_shape: list, image_size, color_m
 
 
 def check_input_shape(path: Path, model_shape: list, prepared: tuple, source: str) -> None:
-    """One line when the prepared images (N, ...) differ from what the model takes (symbolic sizes match anything)."""
+    """One line when the prepared images (N, ...) differ from what the model takes (symbolic sizes match anything).
+
+    Args:
+        path: the .onnx file, for the message.
+        model_shape: the model input's shape, batch axis first.
+        prepared: the prepared images' shape, (N, ...).
+        source: where the preprocessing came from, for the message.
+
+    Raises:
+        ConvscopeError: a different number of axes, or a fixed size that differs.
+    """
     expected = tuple(model_shape[1:])
     if len(expected) != len(prepared) - 1 or any(isinstance(m, int) and m != p for m, p in zip(expected, prepared[1:])):
         shown = tuple(size if isinstance(size, int) else None for size in expected)
@@ -223,7 +285,15 @@ def check_input_shape(path: Path, model_shape: list, prepared: tuple, source: st
 
 
 def run_session(session, inputs: np.ndarray) -> np.ndarray:
-    """Outputs for every input row, in batches; a model with a fixed batch size gets padded batches of that size."""
+    """Outputs for every input row, in batches; a model with a fixed batch size gets padded batches of that size.
+
+    Args:
+        session: an onnxruntime InferenceSession; its first input is fed.
+        inputs: (N, ...) model inputs, N > 0.
+
+    Returns:
+        The first output, one row per input (BATCH_SIZE rows per call, or the fixed batch size).
+    """
     model_input = session.get_inputs()[0]
     fixed = model_input.shape[0] if isinstance(model_input.shape[0], int) else None
     step = fixed or BATCH_SIZE

@@ -22,7 +22,15 @@ def outputs_probabilities(model: keras.Model) -> bool:
 
 
 def create_optimizer(config: Config, steps_per_epoch: int) -> keras.optimizers.Optimizer:
-    """The optimizer with a constant rate or a one-cycle schedule over all steps."""
+    """The optimizer with a constant rate or a one-cycle schedule over all steps.
+
+    Args:
+        config: its ``train`` gives the optimizer (adam, rmsprop, sgd), rate, schedule and epochs.
+        steps_per_epoch: batches per epoch, to size the one-cycle schedule.
+
+    Returns:
+        A new Keras optimizer; one-cycle: CosineDecay, linear warm-up from rate/25 over 20% of the steps, then cosine to 0.
+    """
     train = config.train
     learning_rate = train.learning_rate
     if train.schedule == "onecycle":
@@ -40,7 +48,12 @@ def create_optimizer(config: Config, steps_per_epoch: int) -> keras.optimizers.O
 
 
 def compile_model(model: keras.Model, config: Config, steps_per_epoch: int) -> None:
-    """Compile with integer labels: sparse cross-entropy, so labels never need one-hot encoding."""
+    """Compile with integer labels: sparse cross-entropy, so labels never need one-hot encoding.
+
+    Args:
+        model: compiled in place, with accuracy; the loss takes logits unless the model ends in a softmax.
+        config, steps_per_epoch: as ``create_optimizer`` takes them.
+    """
     model.compile(
         optimizer=create_optimizer(config, steps_per_epoch),
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=not outputs_probabilities(model)),
@@ -49,4 +62,12 @@ def compile_model(model: keras.Model, config: Config, steps_per_epoch: int) -> N
 
 
 def current_learning_rate(model: keras.Model) -> float:
+    """The rate the model's optimizer applies at its current step.
+
+    Args:
+        model: a compiled Keras model.
+
+    Returns:
+        The rate as a float (a schedule's value at the optimizer's iteration count).
+    """
     return float(keras.ops.convert_to_numpy(model.optimizer.learning_rate))

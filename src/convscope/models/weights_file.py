@@ -123,7 +123,19 @@ def load_weights(model: keras.Model, path: str | Path) -> keras.Model:
 
 
 def check_weights_fit(model: keras.Model, path: Path, kind: str) -> None:
-    """Raise unless the file holds exactly one array of the right shape for every weight of ``model``."""
+    """Raise unless the file holds exactly one array of the right shape for every weight of ``model``.
+
+    A model with nested layers (no flat layout) is not checked: Keras' loader judges it.
+
+    Args:
+        model: the built architecture.
+        path: the HDF5 file.
+        kind: ``read_hdf5_kind``'s answer; Keras 2 files are matched by layer order, Keras 3 by path.
+
+    Raises:
+        ConvscopeError: a damaged file, other layers than the model's, or a layer whose arrays
+            differ in number or shape (with a hint for a class-count or channel mismatch).
+    """
     legacy = kind != KERAS3_WEIGHTS
     layout = saved_weight_layout(model, legacy=legacy)
     if layout is None:
@@ -180,6 +192,16 @@ def read_saved_shapes(path: Path, kind: str) -> dict[str, list[tuple]]:
     Keras 2 layout: in the file's layer order (``layer_names``), each layer's arrays in
     ``weight_names`` order. Keras 3 layout: by path (``layers/conv2d``), each layer's
     arrays in ``vars/0, vars/1, ...`` order.
+
+    Args:
+        path: the HDF5 file.
+        kind: ``read_hdf5_kind``'s answer.
+
+    Returns:
+        Layer name (Keras 2) or path (Keras 3) -> the shapes of its arrays, in file order.
+
+    Raises:
+        KeyError, ValueError, TypeError, OSError: h5py's, for a damaged file.
     """
     with h5py.File(path, "r") as handle:
         if kind != KERAS3_WEIGHTS:

@@ -73,6 +73,13 @@ def host_allowed(host: str, allowed_names: frozenset[str]) -> bool:
 
     DNS rebinding needs a name the attacker controls in the Host header; a numeric
     address cannot be rebound, so only names are checked.
+
+    Args:
+        host: the Host header's host part, lower case (``host_of``).
+        allowed_names: lower-case host names allowed besides localhost.
+
+    Returns:
+        True when the request may go on.
     """
     if host in LOOPBACK_NAMES or host in allowed_names:
         return True
@@ -145,6 +152,17 @@ async def read_body(request: Request, limit: int = MAX_BODY_BYTES) -> bytes:
 
 
 def parse_json(body: bytes) -> dict:
+    """A request body as a JSON object.
+
+    Args:
+        body: the request's bytes.
+
+    Returns:
+        The decoded object.
+
+    Raises:
+        RequestError: malformed JSON, or JSON that is not an object (400).
+    """
     try:
         value = json.loads(body)
     except (UnicodeDecodeError, ValueError) as error:
@@ -155,11 +173,30 @@ def parse_json(body: bytes) -> dict:
 
 
 def is_json(request: Request) -> bool:
+    """Whether the request says its body is JSON.
+
+    Args:
+        request: the request; its Content-Type header, without parameters, is compared.
+
+    Returns:
+        True for application/json.
+    """
     return request.headers.get("content-type", "").split(";")[0].strip().lower() == "application/json"
 
 
 def input_from_json(session: ViewSession, fields: dict):
-    """The one input a JSON body names: a test image, raw pixel values, or base64 image file bytes."""
+    """The one input a JSON body names: a test image, raw pixel values, or base64 image file bytes.
+
+    Args:
+        session: the opened model, which prepares the input.
+        fields: the JSON object; exactly one of "test_index", "pixels", "image" (base64, a data: URL too).
+
+    Returns:
+        The session's (model input, pixels) for that input.
+
+    Raises:
+        RequestError: none or several of those keys, or "image" that is not a base64 string.
+    """
     given = [key for key in ("test_index", "pixels", "image") if key in fields]
     if len(given) != 1:
         raise RequestError('JSON names no input or several; give exactly one of "test_index", "pixels" (0-255 values) or "image" (base64 file bytes)')
@@ -178,6 +215,18 @@ def input_from_json(session: ViewSession, fields: dict):
 
 
 def integer(value, name: str) -> int | None:
+    """A query parameter as an integer.
+
+    Args:
+        value: the parameter's text, or None when absent.
+        name: the parameter, for the message.
+
+    Returns:
+        The integer, or None for an absent or empty parameter.
+
+    Raises:
+        RequestError: text that is not an integer (400).
+    """
     if value is None or value == "":
         return None
     try:

@@ -46,14 +46,33 @@ class Served:
 
 
 def choose_token(host: str, token: str | None) -> str | None:
-    """The token requests must carry: the one given, a fresh random one beyond loopback, else None."""
+    """The token requests must carry: the one given, a fresh random one beyond loopback, else None.
+
+    Args:
+        host: the address the server binds.
+        token: the token asked for (--token), or None or "".
+
+    Returns:
+        ``token`` when given; else 32 random URL-safe characters for a non-loopback host, None for loopback.
+    """
     if token:
         return token
     return None if is_loopback_host(host) else secrets.token_urlsafe(24)
 
 
 def bind(host: str, port: int) -> socket.socket:
-    """A listening TCP socket on (host, port); port 0 picks a free one."""
+    """A listening TCP socket on (host, port); port 0 picks a free one.
+
+    Args:
+        host: an IPv4 or IPv6 address (or name) of this machine.
+        port: the port, 0 for a free one.
+
+    Returns:
+        The bound, listening socket (SO_REUSEADDR, backlog 128).
+
+    Raises:
+        ConvscopeError: the host is not an address here, or the port cannot be bound.
+    """
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -70,13 +89,30 @@ def bind(host: str, port: int) -> socket.socket:
 
 
 def viewer_url(host: str, port: int, token: str | None) -> str:
-    """The address to open: 127.0.0.1 for a wildcard bind (it works on this machine), with ?token= when one is set."""
+    """The address to open: 127.0.0.1 for a wildcard bind (it works on this machine), with ?token= when one is set.
+
+    Args:
+        host: the bound address; an IPv6 one is bracketed.
+        port: the bound port (not 0).
+        token: the token, or None.
+
+    Returns:
+        e.g. 'http://127.0.0.1:8000/?token=...'.
+    """
     shown = "127.0.0.1" if host in WILDCARD_HOSTS else (f"[{host}]" if ":" in host else host)
     return f"http://{shown}:{port}/" + (f"?token={token}" if token else "")
 
 
 def prepare_server(session: ViewSession, host: str, port: int, token: str | None) -> tuple[uvicorn.Server, socket.socket, str]:
-    """The uvicorn server, its bound socket and the URL to open."""
+    """The uvicorn server, its bound socket and the URL to open.
+
+    Args:
+        session: the opened model to serve.
+        host, port, token: as ``serve`` takes them.
+
+    Returns:
+        (the uvicorn.Server, not yet running; the listening socket; the URL, with the token).
+    """
     token = choose_token(host, token)
     allowed = () if is_loopback_host(host) else tuple(name for name in (host, socket.gethostname()) if name not in WILDCARD_HOSTS)
     app = create_app(session, token=token, allowed_names=allowed)

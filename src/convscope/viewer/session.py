@@ -278,7 +278,21 @@ class ViewSession:
         return answer
 
     def explain(self, x: np.ndarray, layer_name: str, channel: int, row: int, column: int) -> dict:
-        """POST /api/explain: the receptive field of one feature-map cell, and for the first convolution its worked sum."""
+        """POST /api/explain: the receptive field of one feature-map cell, and for the first convolution its worked sum.
+
+        Args:
+            x: one model input (1, ...), from an ``input_from_*`` method.
+            layer_name: a layer with (height, width, channels) output.
+            channel, row, column: the cell, each inside that output.
+
+        Returns:
+            JSON-ready dict: the cell, its ``value``, ``receptive_field`` (centre, size and the clipped
+            box; None when it cannot be traced) and ``worked`` (the first convolution only, else None).
+
+        Raises:
+            RequestError: an unknown layer (404), a layer without feature maps or a cell outside
+                them (400), a NaN/Inf value at the cell (422).
+        """
         layer = next((item for item in self.probe.activation_layers if item.name == layer_name), None)
         if layer is None:
             names = ", ".join(item.name for item in self.probe.activation_layers)
@@ -311,7 +325,22 @@ class ViewSession:
         return answer
 
     def test_images(self, which: str = "all", true: int | None = None, predicted: int | None = None, offset: int = 0, limit: int = 48) -> dict:
-        """GET /api/test-images: a page of test images (all, errors only, or one confusion-matrix cell) with thumbnails."""
+        """GET /api/test-images: a page of test images (all, errors only, or one confusion-matrix cell) with thumbnails.
+
+        Args:
+            which: "all", "errors" or "cell".
+            true, predicted: the cell's true and predicted class (``which="cell"`` only).
+            offset: images of the selection to skip.
+            limit: images in the page, 1..MAX_PAGE.
+
+        Returns:
+            JSON-ready dict: filter, total (the selection's size), offset, and images (index, label,
+            PNG data-URL thumbnail; predicted and confidence when the run has predictions).
+
+        Raises:
+            RequestError: no test images or, for errors/cell, no predictions (404); a bad filter,
+                page or class (400).
+        """
         test = self._require_test()
         if which not in ("all", "errors", "cell"):
             raise RequestError(f"filter {which!r} is unknown; expected all, errors or cell")
