@@ -13,6 +13,7 @@ image data format lives here, so a Keras upgrade breaks one module.
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import math
 import os
 
@@ -237,9 +238,7 @@ def create_tensorboard_callback(log_dir, write_graph: bool = False) -> keras.cal
             f"--tensorboard: TensorFlow is not installed, and it writes TensorBoard's event files (backend {keras.backend.backend()}); "
             "pip install tensorflow, or train without --tensorboard"
         ) from None
-    try:
-        import tensorboard  # noqa: F401  (lazy: optional; only asked whether it is there)
-    except ImportError:
+    if importlib.util.find_spec("tensorboard") is None:  # the package is optional: only asked whether it is there
         return _TensorBoardWithoutPackage(log_dir=str(log_dir), write_graph=write_graph, tf=tf)
     return keras.callbacks.TensorBoard(log_dir=str(log_dir), write_graph=write_graph)
 
