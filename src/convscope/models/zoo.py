@@ -235,8 +235,7 @@ def mlp_512(input_shape, num_classes):
 def mlp_512_nodropout(input_shape, num_classes):
     """The lecture's MLP, without mnist_mlp.py's Dropout: 669,706 parameters on 28x28x1, 10 classes.
 
-    dense1: 784*512 + 512 = 401,920; dense2: 512*512 + 512 = 262,656;
-    predictions: 512*10 + 10 = 5,130; total 669,706.
+    The arithmetic is mlp_512's (dropout learns nothing): 401,920 + 262,656 + 5,130 = 669,706.
     """
     return _mlp_512(input_shape, num_classes, dropout=None, name="mlp_512_nodropout")
 
