@@ -166,6 +166,7 @@ def frozen_model():
     return model
 
 
+@pytest.mark.filterwarnings("ignore:The model does not have any trainable weights")  # frozen on purpose: nothing may change
 def test_validation_and_test_images_are_never_augmented(tmp_path):
     from convscope.train import train
 
