@@ -33,6 +33,7 @@ where they appear.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import dataclasses
 import logging
@@ -52,6 +53,7 @@ from convscope.data.augment import augment_batches, resolve_augment
 from convscope.data.checks import check_dataset
 from convscope.data.source import data_source
 from convscope.data.stream import pipeline_errors
+from convscope.distribute import Cluster, DistributedTrainer, check_same_config, join_cluster, remove_scratch, worker_config
 from convscope.errors import ConvscopeError, TrainingInterrupted
 from convscope.evaluate import EvaluationResult, evaluate
 from convscope.keras_compat import (
@@ -90,6 +92,7 @@ class TrainResult:
     metrics: dict  # test_loss, test_accuracy, best_epoch, train_seconds, ...
     dataset: object = field(repr=False, default=None)  # the convscope.data.Dataset used
     evaluation: EvaluationResult | None = field(repr=False, default=None)  # the test set, predicted once
+    chief: bool = True  # False: a distributed run's other worker, whose folder is scratch (the chief's is the run's)
 
 
 @dataclass
@@ -118,6 +121,8 @@ class Training:
     best_weights: list  # the kept weights (best val_loss, or the last epoch's with keep last), restored at the end
     fingerprint: dict  # what a resume must match
     steps_per_epoch: int
+    cluster: Cluster = field(default_factory=Cluster)  # one device, or the strategy's workers and replicas
+    trainer: DistributedTrainer | None = None  # the strategy.run steps; None: model.fit
 
     @property
     def monitor_key(self) -> str:
@@ -151,9 +156,29 @@ def train(config: Config, model: keras.Model | None = None, dataset=None, resume
     Example:
         >>> result = train(Config())  # doctest: +SKIP
     """
-    config, model, dataset = prepare_training(config, model, dataset, resume)
-    with new_run(config, resume) as run:
-        return train_in_folder(run, config, model, dataset, resume)
+    with training_folder(config, model, dataset, resume) as (run, config, model, dataset, cluster):
+        return train_in_folder(run, config, model, dataset, resume, cluster)
+
+
+@contextlib.contextmanager
+def training_folder(config: Config, model=None, dataset=None, resume: bool = False):
+    """Join the cluster (distribute.join_cluster), prepare the training and lock its folder.
+
+    A non-chief worker's folder is a scratch folder of its own, removed at the end.
+
+    Yields:
+        (run folder, config, model, dataset, cluster), as ``train_in_folder`` takes them.
+    """
+    cluster = join_cluster(config.train.devices)  # TF_CONFIG's workers, --devices, or one device
+    try:
+        with cluster.scope():  # the model's variables are replicated
+            config, model, dataset = prepare_training(config, model, dataset, resume)
+        if cluster.strategy is not None:
+            check_same_config(cluster, {**dataclasses.asdict(config.train), **fingerprint(config, dataset), "devices": None})
+        with new_run(worker_config(cluster, config, resume), resume) as run:
+            yield run, config, model, dataset, cluster
+    finally:
+        remove_scratch(cluster)
 
 
 def prepare_training(config: Config, model=None, dataset=None, resume: bool = False):
@@ -209,22 +234,29 @@ def validation_on_test_warning(config: Config) -> str:
     )
 
 
-def train_in_folder(run: RunFolder, config: Config, model, dataset, resume: bool = False) -> TrainResult:
+def train_in_folder(run: RunFolder, config: Config, model, dataset, resume: bool = False, cluster: Cluster | None = None) -> TrainResult:
     """The epoch loop in a locked run folder, then the test set predicted once with the kept weights.
 
     Args:
         run: the run folder, locked (``runfolder.new_run``).
         config, model, dataset: what ``prepare_training`` returned.
         resume: continue from the folder's newest checkpoint.
+        cluster: where it trains (distribute.join_cluster); None: one device.
 
     Returns:
         TrainResult.
     """
+    cluster = cluster or Cluster()
     if config.train.learning_rate == FIND:
+        if cluster.strategy is not None:
+            raise ConvscopeError("--learning-rate find sweeps on one device; run `convscope lr-find` first and train with --learning-rate at its suggestion")
         config, _ = find_learning_rate_in_run(run, config, model, dataset, resume)
-    training = start_training(run, config, model, dataset, resume)
+    with cluster.scope():  # a resumed model and the optimizer's variables are replicated
+        training = start_training(run, config, model, dataset, resume, cluster)
     source = data_source(dataset.x_train, dataset.y_train)  # in memory or streamed from files: the same batches
-    validation = data_source(dataset.x_val, dataset.y_val).in_order(config.train.batch_size) if len(dataset.y_val) else None
+    validation = data_source(dataset.x_val, dataset.y_val) if len(dataset.y_val) else None
+    if validation is not None and training.trainer is None:
+        validation = validation.in_order(config.train.batch_size)
     started, first_epoch = time.perf_counter(), training.state.epoch
     with SigintGuard() as guard, batches_per_call(training.model, STEPS_PER_EXECUTION):
         for epoch in range(training.state.epoch, config.train.epochs):
@@ -239,13 +271,17 @@ def train_in_folder(run: RunFolder, config: Config, model, dataset, resume: bool
                 )
     training.model.set_weights(training.best_weights)
     finish_metrics(training, time.perf_counter() - started)
+    if training.trainer is not None:
+        training.model = finish_distributed(training)
+        if not cluster.is_chief:  # its scratch folder goes: the chief predicts the test set
+            return TrainResult(run, config, training.model, training.history, run.read_metrics(), dataset, None, chief=False)
     evaluation = evaluate_test_set(run, training.model, dataset)
     return TrainResult(run, config, training.model, training.history, run.read_metrics(), dataset, evaluation)
 
 
-def start_training(run: RunFolder, config: Config, model, dataset, resume: bool) -> Training:
+def start_training(run: RunFolder, config: Config, model, dataset, resume: bool, cluster: Cluster | None = None) -> Training:
     """A new run's first files, or a resumed run's state from its newest checkpoint."""
-    current = fingerprint(config, dataset)
+    current, cluster = fingerprint(config, dataset), cluster or Cluster()
     steps_per_epoch = math.ceil(len(dataset.y_train) / config.train.batch_size)
     state, history = LoopState(), {column: [] for column in HISTORY_COLUMNS}
     checkpoint = run.load_checkpoint(trust=config.model.trust_model) if resume else None
@@ -265,13 +301,14 @@ def start_training(run: RunFolder, config: Config, model, dataset, resume: bool)
                     load_weights(model, config.model.weights)
         compile_model(model, config, steps_per_epoch)
         run.write_config(config)
-        run.write_environment(describe_environment(config))
+        run.write_environment({**describe_environment(config), **cluster.describe(config.train.batch_size)})
         run.write_data_description(dataset)
     build_training_state(model, dataset.x_train[:1], dataset.y_train[:1])
     best_weights = model.get_weights()
     if resume and run.model_path.exists() and state.best_epoch > 0:
         best_weights = load_model(run.model_path, trust=config.model.trust_model).get_weights()
-    return Training(run, config, model, dataset, state, history, best_weights, current, steps_per_epoch)
+    trainer = DistributedTrainer(cluster, model) if cluster.strategy is not None else None
+    return Training(run, config, model, dataset, state, history, best_weights, current, steps_per_epoch, cluster, trainer)
 
 
 def fit_epoch(training: Training, epoch: int, source, validation, guard: SigintGuard, first_of_session: bool = False) -> dict:
@@ -285,11 +322,15 @@ def fit_epoch(training: Training, epoch: int, source, validation, guard: SigintG
         callbacks.append(create_tensorboard_callback(training.run.tensorboard_dir, write_graph=first_of_session))
     epoch_start = time.perf_counter()
     with pipeline_errors(training.dataset.x_train, training.dataset.x_val):  # a corrupt streamed file: one line naming it
-        logs = model.fit(
-            augment_batches(source.epoch(order, config.train.batch_size), config.train.augment, config.train.seed, epoch, training.dataset.scaling),
-            epochs=epoch + 1, initial_epoch=epoch, shuffle=False, validation_data=validation,
-            callbacks=callbacks, verbose=0,
-        ).history
+        if training.trainer is not None:  # a strategy: its own step (model.fit fails under MultiWorkerMirroredStrategy)
+            augment = lambda batches: augment_batches(batches, config.train.augment, config.train.seed, epoch, training.dataset.scaling)  # noqa: E731
+            logs = training.trainer.fit_epoch(source, order, config.train.batch_size, augment, validation, monitor)
+        else:
+            logs = model.fit(
+                augment_batches(source.epoch(order, config.train.batch_size), config.train.augment, config.train.seed, epoch, training.dataset.scaling),
+                epochs=epoch + 1, initial_epoch=epoch, shuffle=False, validation_data=validation,
+                callbacks=callbacks, verbose=0,
+            ).history
     guard.watch(None)
     monitor.finish()
     if monitor.bad_loss is not None:
@@ -517,6 +558,25 @@ def finish_metrics(training: Training, session_seconds: float) -> None:
         metrics["best_val_loss"] = history["val_loss"][state.best_epoch - 1]
         metrics["best_val_accuracy"] = history["val_accuracy"][state.best_epoch - 1]
     training.run.update_metrics(metrics)
+
+
+def finish_distributed(training: Training) -> keras.Model:
+    """After training under a strategy: log the weights' digest (equal on every worker), return the kept model off the strategy."""
+    if training.cluster.workers > 1:
+        results.info(f"{training.cluster.name(training.cluster.worker_index)}: kept weights sha256 {weights_digest(training.model)}")
+    if not training.run.model_path.exists():  # no epoch was kept
+        return training.model
+    return load_model(training.run.model_path, trust=training.config.model.trust_model)
+
+
+def weights_digest(model: keras.Model) -> str:
+    """The sha256 of the model's weights, in order, as bytes: equal weights, equal digests."""
+    import hashlib  # lazy: only distributed runs log it
+
+    digest = hashlib.sha256()
+    for array in model.get_weights():
+        digest.update(np.ascontiguousarray(array).tobytes())
+    return digest.hexdigest()[:16]
 
 
 def evaluate_test_set(run: RunFolder, model: keras.Model, dataset) -> EvaluationResult | None:
