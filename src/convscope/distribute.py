@@ -230,6 +230,15 @@ def check_same_config(cluster: Cluster, settings: dict) -> None:
             )
 
 
+def check_batch_size(cluster: Cluster, batch_size: int) -> None:
+    """Each replica needs an image of every full global batch."""
+    if batch_size < cluster.replicas:
+        raise ConvscopeError(
+            f"--batch-size {batch_size} is smaller than the {cluster.replicas} replicas it is split over "
+            f"({cluster.workers} worker(s)); --batch-size is the global batch: use {cluster.replicas} or more"
+        )
+
+
 class collective_errors:
     """Turns a failed collective (a dead or stuck peer) into one ConvscopeError naming the worker."""
 

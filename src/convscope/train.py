@@ -53,7 +53,7 @@ from convscope.data.augment import augment_batches, resolve_augment
 from convscope.data.checks import check_dataset
 from convscope.data.source import data_source
 from convscope.data.stream import pipeline_errors
-from convscope.distribute import Cluster, DistributedTrainer, check_same_config, join_cluster, remove_scratch, worker_config
+from convscope.distribute import Cluster, DistributedTrainer, check_batch_size, check_same_config, join_cluster, remove_scratch, worker_config
 from convscope.errors import ConvscopeError, TrainingInterrupted
 from convscope.evaluate import EvaluationResult, evaluate
 from convscope.keras_compat import (
@@ -174,6 +174,7 @@ def training_folder(config: Config, model=None, dataset=None, resume: bool = Fal
         with cluster.scope():  # the model's variables are replicated
             config, model, dataset = prepare_training(config, model, dataset, resume)
         if cluster.strategy is not None:
+            check_batch_size(cluster, config.train.batch_size)
             check_same_config(cluster, {**dataclasses.asdict(config.train), **fingerprint(config, dataset), "devices": None})
         with new_run(worker_config(cluster, config, resume), resume) as run:
             yield run, config, model, dataset, cluster
