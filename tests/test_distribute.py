@@ -197,7 +197,8 @@ def test_two_logical_devices_train_like_one(tmp_path):
     runs = tmp_path / "runs"
     environment_json = json.loads((runs / "mirrored" / "environment.json").read_text())
     assert environment_json["strategy"] == "MirroredStrategy"
-    assert environment_json["devices"] == ["/device:CPU:0", "/device:CPU:1"]
+    assert environment_json["replica_devices"] == ["/device:CPU:0", "/device:CPU:1"]
+    assert (environment_json["workers"], environment_json["global_batch_size"], environment_json["per_replica_batch_size"]) == (1, 64, 32)
     for mirrored_row, single_row in zip(history(runs / "mirrored"), history(runs / "single"), strict=True):
         for column in ("loss", "accuracy", "val_loss", "val_accuracy"):
             assert float(mirrored_row[column]) == pytest.approx(float(single_row[column]), rel=1e-4, abs=1e-5)

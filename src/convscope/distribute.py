@@ -22,7 +22,9 @@ scratch folder of their own, which is removed at the end.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
+import logging
 import math
 import os
 import re
@@ -34,12 +36,15 @@ from pathlib import Path
 import numpy as np
 
 from convscope.errors import ConvscopeError
+from convscope.models import load_model
 
 # A collective that waits longer than this for a peer fails instead of hanging. A
 # step of the zoo's models on 2 CPU cores takes under 1 s; a dead worker is named
 # within this time (plus TensorFlow's health check, which pings peers every 30 s).
 COLLECTIVE_TIMEOUT_SECONDS = 30
 FINGERPRINT_BYTES = 4096  # room for the config's JSON exchanged at start (about 900 bytes for the default)
+
+results = logging.getLogger("convscope.results")  # what a run reports: the CLI prints it on stdout
 
 
 @dataclass
@@ -71,15 +76,17 @@ class Cluster:
         return self.strategy.scope() if self.strategy is not None else contextlib.nullcontext()
 
     def describe(self, batch_size: int) -> dict:
-        """The environment.json entries: workers, devices, global and per-replica batch."""
+        """The environment.json entries of a strategy's run: workers, replica devices, global and per-replica batch ({} without one)."""
+        if self.strategy is None:
+            return {}
         return {
             "strategy": self.strategy_name,
             "workers": self.workers,
             "worker_addresses": self.addresses or None,
-            "devices": self.devices or ["default"],
+            "replica_devices": self.devices,  # one worker's; every worker has as many
             "replicas": self.replicas,
             "global_batch_size": batch_size,
-            "per_replica_batch_size": batch_size // self.replicas,
+            "per_replica_batch_size": batch_size / self.replicas,
         }
 
     def name(self, index: int) -> str:
@@ -191,6 +198,33 @@ def worker_config(cluster: Cluster, config, resume: bool):
             )
         shutil.copytree(chief_folder, Path(cluster.scratch) / config.run.name, ignore=shutil.ignore_patterns(".lock", "*.tmp*"))
     return dataclasses.replace(config, run=dataclasses.replace(config.run, out=cluster.scratch))
+
+
+def finish_distributed(cluster: Cluster, model, run, trust: bool = False):
+    """After training under a strategy: log the weights' digest (equal on every worker), return the kept model off the strategy.
+
+    Args:
+        cluster: where it trained.
+        model: the trained model, its variables the strategy's, the kept weights set.
+        run: the run folder (the chief's, or a non-chief's scratch), whose model.keras holds the kept weights.
+        trust: ``config.model.trust_model`` (a Lambda layer's code may run on loading).
+
+    Returns:
+        The model loaded from model.keras (Keras' predict then runs on one device), or ``model`` when no epoch was kept.
+    """
+    if cluster.workers > 1:
+        results.info(f"{cluster.name(cluster.worker_index)}: kept weights sha256 {weights_digest(model)}")
+    if not run.model_path.exists():
+        return model
+    return load_model(run.model_path, trust=trust)
+
+
+def weights_digest(model) -> str:
+    """The sha256 of the model's weights, in order, as bytes: equal weights, equal digests."""
+    digest = hashlib.sha256()
+    for array in model.get_weights():
+        digest.update(np.ascontiguousarray(array).tobytes())
+    return digest.hexdigest()[:16]
 
 
 def remove_scratch(cluster: Cluster) -> None:

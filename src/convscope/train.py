@@ -53,7 +53,16 @@ from convscope.data.augment import augment_batches, resolve_augment
 from convscope.data.checks import check_dataset
 from convscope.data.source import data_source
 from convscope.data.stream import pipeline_errors
-from convscope.distribute import Cluster, DistributedTrainer, check_batch_size, check_same_config, join_cluster, remove_scratch, worker_config
+from convscope.distribute import (
+    Cluster,
+    DistributedTrainer,
+    check_batch_size,
+    check_same_config,
+    finish_distributed,
+    join_cluster,
+    remove_scratch,
+    worker_config,
+)
 from convscope.errors import ConvscopeError, TrainingInterrupted
 from convscope.evaluate import EvaluationResult, evaluate
 from convscope.keras_compat import (
@@ -273,7 +282,7 @@ def train_in_folder(run: RunFolder, config: Config, model, dataset, resume: bool
     training.model.set_weights(training.best_weights)
     finish_metrics(training, time.perf_counter() - started)
     if training.trainer is not None:
-        training.model = finish_distributed(training)
+        training.model = finish_distributed(training.cluster, training.model, run, training.config.model.trust_model)
         if not cluster.is_chief:  # its scratch folder goes: the chief predicts the test set
             return TrainResult(run, config, training.model, training.history, run.read_metrics(), dataset, None, chief=False)
     evaluation = evaluate_test_set(run, training.model, dataset)
@@ -559,25 +568,6 @@ def finish_metrics(training: Training, session_seconds: float) -> None:
         metrics["best_val_loss"] = history["val_loss"][state.best_epoch - 1]
         metrics["best_val_accuracy"] = history["val_accuracy"][state.best_epoch - 1]
     training.run.update_metrics(metrics)
-
-
-def finish_distributed(training: Training) -> keras.Model:
-    """After training under a strategy: log the weights' digest (equal on every worker), return the kept model off the strategy."""
-    if training.cluster.workers > 1:
-        results.info(f"{training.cluster.name(training.cluster.worker_index)}: kept weights sha256 {weights_digest(training.model)}")
-    if not training.run.model_path.exists():  # no epoch was kept
-        return training.model
-    return load_model(training.run.model_path, trust=training.config.model.trust_model)
-
-
-def weights_digest(model: keras.Model) -> str:
-    """The sha256 of the model's weights, in order, as bytes: equal weights, equal digests."""
-    import hashlib  # lazy: only distributed runs log it
-
-    digest = hashlib.sha256()
-    for array in model.get_weights():
-        digest.update(np.ascontiguousarray(array).tobytes())
-    return digest.hexdigest()[:16]
 
 
 def evaluate_test_set(run: RunFolder, model: keras.Model, dataset) -> EvaluationResult | None:
