@@ -17,10 +17,13 @@ import numpy as np
 import pytest
 
 from convscope.config import Config, validate
-from convscope.distribute import Cluster, check_batch_size, parse_devices, read_tf_config, worker_slices
+from convscope.data import load_dataset
+from convscope.data.source import data_source
+from convscope.distribute import Cluster, check_batch_size, check_supported, parse_devices, read_tf_config, worker_batches, worker_slices
 from convscope.errors import ConvscopeError
 from convscope.launcher import free_ports, launch_local_workers, tf_config, without_local_workers
 from conftest import isolated_env
+from test_stream import make_folder
 
 # 1,000 training images, batch 64: 16 steps of 2 epochs, the last batch 40 (20 per worker).
 TRAIN_FLAGS = ["--dataset", "mnist-sample", "--limit-train", "1000", "--batch-size", "64", "--epochs", "2", "--seed", "3"]
@@ -71,6 +74,21 @@ def test_workers_slices_cover_each_global_batch_in_the_seeded_order(size, batch,
         np.testing.assert_array_equal(joined, order[start : start + batch])
 
 
+@pytest.mark.parametrize("stream", ["on", "off"])
+def test_each_worker_reads_its_slice_of_the_global_batches_streamed_or_in_memory(tmp_path, stream):
+    root = make_folder(tmp_path / "f", per_class=12)
+    dataset = load_dataset(f"folder:{root}", image_size=(8, 8), color_mode="rgb", stream=stream)
+    source = data_source(dataset.x_train, dataset.y_train)
+    order = np.random.default_rng([0, 0]).permutation(len(dataset.y_train))
+    batch_size = 4 if len(order) % 4 else 5  # a short last global batch
+    expected = list(source.epoch(order, batch_size))
+    workers = [list(worker_batches(source, worker_slices(order, batch_size, 3, index))) for index in range(3)]
+    assert [len(batches) for batches in workers] == [len(expected)] * 3
+    for step, (x, y) in enumerate(expected):
+        np.testing.assert_array_equal(np.concatenate([np.asarray(batches[step][0]) for batches in workers]), np.asarray(x))
+        np.testing.assert_array_equal(np.concatenate([np.asarray(batches[step][1]) for batches in workers]), np.asarray(y))
+
+
 def test_tf_config_is_read_and_a_malformed_one_named(monkeypatch):
     monkeypatch.setenv("TF_CONFIG", tf_config(["localhost:1", "localhost:2"], 1))
     assert read_tf_config()["task"]["index"] == 1
@@ -97,6 +115,10 @@ def test_devices_setting_is_checked():
         validate(config)
     with pytest.raises(ConvscopeError, match="--batch-size 3 is smaller than the 4 replicas"):
         check_batch_size(Cluster(strategy=object(), workers=2, replicas=4), 3)
+    config.train.devices, config.train.tensorboard = None, True
+    with pytest.raises(ConvscopeError, match="drop --tensorboard"):
+        check_supported(Cluster(strategy=object()), config)
+    check_supported(Cluster(), config)  # one device: model.fit writes them
 
 
 def test_launcher_passes_every_flag_but_its_own(monkeypatch):

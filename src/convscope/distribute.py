@@ -264,6 +264,16 @@ def check_same_config(cluster: Cluster, settings: dict) -> None:
             )
 
 
+def check_supported(cluster: Cluster, config) -> None:
+    """Refuse what only ``model.fit`` does, naming the way round it."""
+    if cluster.strategy is None:
+        return
+    if config.train.learning_rate == "find":
+        raise ConvscopeError("--learning-rate find sweeps on one device; run `convscope lr-find` first and train with --learning-rate at its suggestion")
+    if config.train.tensorboard:
+        raise ConvscopeError("--tensorboard logs through model.fit's callback, which a data-parallel run does not use; drop --tensorboard (history.csv has every epoch)")
+
+
 def check_batch_size(cluster: Cluster, batch_size: int) -> None:
     """Each replica needs an image of every full global batch."""
     if batch_size < cluster.replicas:
@@ -395,7 +405,7 @@ class DistributedTrainer:
         total_loss = total_correct = 0.0
         self.model.stop_training = False
         with collective_errors(self.cluster, " while training"):
-            for step, (x, y) in enumerate(self.batches(source, slices, augment)):
+            for step, (x, y) in enumerate(worker_batches(source, slices, augment)):
                 loss_sum, correct = self.train_step(x, y, self.tf.constant(global_sizes[step], self.tf.int64))
                 total_loss += float(loss_sum)
                 total_correct += float(correct)
@@ -413,29 +423,40 @@ class DistributedTrainer:
         slices = worker_slices(order, batch_size, self.cluster.workers, self.cluster.worker_index)
         total_loss = total_correct = 0.0
         with collective_errors(self.cluster, " while validating"):
-            for x, y in self.batches(source, slices, None):
+            for x, y in worker_batches(source, slices):
                 loss_sum, correct = self.evaluate_step(x, y)
                 total_loss += float(loss_sum)
                 total_correct += float(correct)
         return {"loss": total_loss / max(1, size), "accuracy": total_correct / max(1, size)}
 
-    def batches(self, source, slices: list[np.ndarray], augment):
-        """This worker's batches: one per global batch, its slice of it (an empty batch when its slice is)."""
-        # Every slice but the last global batch's has the same size for a given worker.
-        head, last = slices[:-1], slices[-1]
-        dataset = source.epoch(np.concatenate(head), len(head[0])) if head else None
-        if len(last):
-            tail = source.epoch(last, len(last))
-            dataset = tail if dataset is None else dataset.concatenate(tail)
-        sizes = [len(piece) for piece in slices]
-        if augment is not None:
-            dataset = augment(dataset)
-        iterator = iter(dataset)
-        for size in sizes:
-            if size:
-                yield next(iterator)
-            else:  # fewer images than workers in the last global batch: this worker steps with none, in sync
-                yield tuple(self.tf.zeros([0, *item.shape[1:]], item.dtype) for item in dataset.element_spec)
+
+def worker_batches(source, slices: list[np.ndarray], augment=None):
+    """A worker's batches: one per global batch, its slice of it (an empty batch when its slice is).
+
+    Args:
+        source: a data_source (in memory or streamed).
+        slices: ``worker_slices`` of the epoch's order.
+        augment: a function taking a tf.data.Dataset of batches and returning it augmented, or None.
+
+    Yields:
+        (x, y) tensors, ``len(slices)`` of them.
+    """
+    import tensorflow as tf  # lazy: only distributed training needs TensorFlow itself
+
+    # Every slice but the last global batch's has the same size for a given worker.
+    head, last = slices[:-1], slices[-1]
+    dataset = source.epoch(np.concatenate(head), len(head[0])) if head else None
+    if len(last):
+        tail = source.epoch(last, len(last))
+        dataset = tail if dataset is None else dataset.concatenate(tail)
+    if augment is not None:
+        dataset = augment(dataset)
+    iterator = iter(dataset)
+    for piece in slices:
+        if len(piece):
+            yield next(iterator)
+        else:  # fewer images than workers in the last global batch: this worker steps with none, in sync
+            yield tuple(tf.zeros([0, *item.shape[1:]], item.dtype) for item in dataset.element_spec)
 
 
 def replica_note(cluster: Cluster, batch_size: int) -> str:

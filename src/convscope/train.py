@@ -58,6 +58,7 @@ from convscope.distribute import (
     DistributedTrainer,
     check_batch_size,
     check_same_config,
+    check_supported,
     finish_distributed,
     join_cluster,
     remove_scratch,
@@ -257,9 +258,8 @@ def train_in_folder(run: RunFolder, config: Config, model, dataset, resume: bool
         TrainResult.
     """
     cluster = cluster or Cluster()
+    check_supported(cluster, config)
     if config.train.learning_rate == FIND:
-        if cluster.strategy is not None:
-            raise ConvscopeError("--learning-rate find sweeps on one device; run `convscope lr-find` first and train with --learning-rate at its suggestion")
         config, _ = find_learning_rate_in_run(run, config, model, dataset, resume)
     with cluster.scope():  # a resumed model and the optimizer's variables are replicated
         training = start_training(run, config, model, dataset, resume, cluster)
