@@ -148,6 +148,9 @@ def configure_devices(devices: str | int | None) -> None:
 def join_cluster(devices: str | int | None = None) -> Cluster:
     """The Cluster this process trains in: TF_CONFIG's workers, else ``devices`` local devices, else one device.
 
+    Under TF_CONFIG, MultiWorkerMirroredStrategy gives each worker one replica per
+    GPU (all of them), or one on its CPU; ``devices`` then plays no part.
+
     Args:
         devices: ``config.train.devices``: a count, "all", or None (one device).
 
@@ -160,7 +163,8 @@ def join_cluster(devices: str | int | None = None) -> Cluster:
     tf_config = read_tf_config()
     if tf_config is None and parse_devices(devices) in (None, 1):
         return Cluster()
-    configure_devices(devices)
+    if tf_config is None:  # a cluster's worker replicates over all its GPUs (or its CPU), whatever --devices says
+        configure_devices(devices)
     import tensorflow as tf  # lazy: only distributed training needs TensorFlow itself
 
     if tf_config is not None:
