@@ -8,6 +8,7 @@ import csv
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -226,3 +227,26 @@ def test_two_logical_devices_train_like_one(tmp_path):
             assert float(mirrored_row[column]) == pytest.approx(float(single_row[column]), rel=1e-4, abs=1e-5)
     weights = [np.load(runs / name / "predictions.npz")["probabilities"] for name in ("mirrored", "single")]
     np.testing.assert_allclose(weights[0], weights[1], atol=1e-4)
+
+
+@pytest.mark.slow
+def test_ctrl_c_on_one_worker_stops_every_worker_after_the_same_batch(tmp_path):
+    out = tmp_path / "runs"
+    flags = [*TRAIN_FLAGS, "--limit-train", "3000", "--epochs", "4", "--out", str(out), "--name", "stopped"]
+    processes, logs = start_workers([flags, flags], tmp_path)
+    try:
+        deadline = time.monotonic() + 90
+        while "Epoch 1/4" not in logs[1].read_text() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        time.sleep(0.3)
+        processes[1].send_signal(signal.SIGINT)
+        codes = [process.wait(timeout=60) for process in processes]
+    finally:
+        for process in processes:
+            if process.poll() is None:
+                process.kill()
+    outputs = [log.read_text() for log in logs]
+    assert codes == [130, 130], outputs
+    stops = [re.search(r"interrupted at epoch (\d+), batch (\d+)", output).groups() for output in outputs]
+    assert stops[0] == stops[1]  # the same step on both: no worker waits for a collective that never comes
+    assert len(history(out / "stopped")) == int(stops[0][0]) - 1

@@ -345,7 +345,7 @@ class DistributedTrainer:
             end = (size * (local + 1)) // local_replicas
             return x[start:end]
 
-        def train_replica(x, y, global_size):
+        def train_replica(x, y, global_size, stop):
             x, y = part(x, local_replicas), part(y, local_replicas)
             with tf.GradientTape() as tape:
                 outputs = model(x, training=True)
@@ -353,7 +353,7 @@ class DistributedTrainer:
                 loss = tf.reduce_sum(per_example) / tf.cast(global_size, per_example.dtype)
             gradients = tape.gradient(loss, model.trainable_variables)
             model.optimizer.apply_gradients(zip(gradients, model.trainable_variables))
-            return tf.reduce_sum(per_example), count_correct(outputs, y)
+            return tf.reduce_sum(per_example), count_correct(outputs, y), tf.identity(stop)  # one per replica: summed like the rest
 
         def evaluate_replica(x, y):
             x, y = part(x, local_replicas), part(y, local_replicas)
@@ -367,21 +367,21 @@ class DistributedTrainer:
         def reduce(values):
             return [cluster.strategy.reduce("SUM", value, axis=None) for value in values]
 
-        self.train_step = tf.function(lambda x, y, size: reduce(cluster.strategy.run(train_replica, args=(x, y, size))), reduce_retracing=True)
+        self.train_step = tf.function(lambda x, y, size, stop: reduce(cluster.strategy.run(train_replica, args=(x, y, size, stop))), reduce_retracing=True)
         self.evaluate_step = tf.function(lambda x, y: reduce(cluster.strategy.run(evaluate_replica, args=(x, y))), reduce_retracing=True)
 
-    def fit_epoch(self, source, order: np.ndarray, batch_size: int, augment, validation, monitor) -> dict:
+    def fit_epoch(self, source, order: np.ndarray, batch_size: int, augment, validation, monitor, requested=None) -> dict:
         """One epoch and its validation, as ``model.fit(...).history`` reports them (one value per key).
 
         Args:
-            source, order, batch_size, augment, monitor: as ``train_epoch`` takes them.
+            source, order, batch_size, augment, monitor, requested: as ``train_epoch`` takes them.
             validation: the validation data_source, or None.
 
         Returns:
             {"loss": [..], "accuracy": [..], "val_loss": [..], "val_accuracy": [..]} (no val_* without validation).
         """
         monitor.set_model(self.model)
-        row = self.train_epoch(source, order, batch_size, augment, monitor)
+        row = self.train_epoch(source, order, batch_size, augment, monitor, requested)
         logs = {"loss": [row["loss"]], "accuracy": [row["accuracy"]]}
         if validation is not None and not self.model.stop_training:
             checked = self.evaluate(validation, len(validation.y), batch_size)
@@ -390,7 +390,7 @@ class DistributedTrainer:
             logs.update(val_loss=[math.nan], val_accuracy=[math.nan])
         return logs
 
-    def train_epoch(self, source, order: np.ndarray, batch_size: int, augment, monitor=None) -> dict:
+    def train_epoch(self, source, order: np.ndarray, batch_size: int, augment, monitor=None, requested=None) -> dict:
         """One epoch over this worker's slices of the global batches of ``order``; the global mean loss and accuracy.
 
         Args:
@@ -400,6 +400,8 @@ class DistributedTrainer:
             augment: a function taking the batches' tf.data.Dataset and returning it augmented.
             monitor: an EpochMonitor-like object: ``on_train_batch_end(batch, logs)`` after every step,
                 ``model.stop_training`` read after it.
+            requested: returns True once this worker was asked to stop (Ctrl-C); the request is summed
+                with the step's results, and the monitor told, on every worker after the same step.
 
         Returns:
             {"loss": ..., "accuracy": ...}: the means over the whole global epoch.
@@ -410,11 +412,14 @@ class DistributedTrainer:
         self.model.stop_training = False
         with collective_errors(self.cluster, " while training"):
             for step, (x, y) in enumerate(worker_batches(source, slices, augment)):
-                loss_sum, correct = self.train_step(x, y, self.tf.constant(global_sizes[step], self.tf.int64))
+                # A Ctrl-C on any worker travels with the step's sums: every worker stops after the same step.
+                stop = self.tf.constant(float(requested is not None and requested()))
+                loss_sum, correct, stopping = self.train_step(x, y, self.tf.constant(global_sizes[step], self.tf.int64), stop)
                 total_loss += float(loss_sum)
                 total_correct += float(correct)
                 seen = sum(global_sizes[: step + 1])
                 if monitor is not None:
+                    monitor.interrupt_requested = float(stopping) > 0
                     monitor.on_train_batch_end(step, {"loss": total_loss / seen})
                     if self.model.stop_training:  # NaN loss or Ctrl-C: every worker sees the same reduced loss
                         break

@@ -274,7 +274,7 @@ def train_in_folder(run: RunFolder, config: Config, model, dataset, resume: bool
                 break
             row = fit_epoch(training, epoch, source, validation, guard, first_of_session=epoch == first_epoch)
             finish_epoch(training, row)
-            if guard.requested:
+            if guard.requested and training.trainer is None:  # a strategy's workers stop together, in the next step
                 raise TrainingInterrupted(
                     f"interrupted after epoch {epoch + 1}; {training.state.epoch} complete epoch(s) saved; "
                     f"continue with `convscope train --resume {run.path}`"
@@ -334,7 +334,8 @@ def fit_epoch(training: Training, epoch: int, source, validation, guard: SigintG
     with pipeline_errors(training.dataset.x_train, training.dataset.x_val):  # a corrupt streamed file: one line naming it
         if training.trainer is not None:  # a strategy: its own step (model.fit fails under MultiWorkerMirroredStrategy)
             augment = lambda batches: augment_batches(batches, config.train.augment, config.train.seed, epoch, training.dataset.scaling)  # noqa: E731
-            logs = training.trainer.fit_epoch(source, order, config.train.batch_size, augment, validation, monitor)
+            guard.watch(None)  # a Ctrl-C reaches every worker with the step's sums, so all stop after the same batch
+            logs = training.trainer.fit_epoch(source, order, config.train.batch_size, augment, validation, monitor, lambda: guard.requested)
         else:
             logs = model.fit(
                 augment_batches(source.epoch(order, config.train.batch_size), config.train.augment, config.train.seed, epoch, training.dataset.scaling),
