@@ -1,6 +1,6 @@
 """What data-parallel training costs on one machine: one process, 2 local workers, 2 logical devices.
 
-    python bench/distributed.py                      # mnist_convnet on mnist-sample, 3 epochs, batch 128
+    python bench/distributed.py                      # mnist_convnet on mnist-sample, 5 epochs, batch 128
     python bench/distributed.py --model mnist_fast --epochs 4 --batch-size 256
 
 Three ``convscope train`` runs with the same global batch and seed, each in fresh
@@ -106,7 +106,7 @@ def communication(args, mode: str) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="mnist_convnet")
-    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--epochs", type=int, default=5)
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--communication-worker", action="store_true", help=argparse.SUPPRESS)
