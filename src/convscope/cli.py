@@ -25,6 +25,7 @@ from pathlib import Path
 
 from convscope.cli_flags import (
     add_data_flags,
+    add_distribute_flags,
     add_import_flags,
     add_model_flags,
     add_output_flags,
@@ -37,24 +38,32 @@ from convscope.cli_flags import (
 )
 from convscope.config import Config, is_baseline_name
 from convscope.errors import ConvscopeError
+from convscope.launcher import launch_local_workers
 
 # --------------------------------------------------------------------------- commands
 
 
 def command_train(args) -> int:
+    if args.local_workers is not None:
+        return launch_local_workers(args.local_workers, args.argv)
     from convscope.train import train  # lazy: --help starts without TensorFlow
 
     config = build_config(args)
     result = train(config, resume=bool(args.resume))
-    print(f"Run folder: {result.run.path}")
+    print(f"Run folder: {result.run.path}" if result.chief else "Done; the chief (worker 0) writes the run folder")
     return 0
 
 
 def command_run(args) -> int:
+    if args.local_workers is not None:
+        return launch_local_workers(args.local_workers, args.argv)
     from convscope.pipeline import run  # lazy: --help starts without TensorFlow
 
     config = build_config(args)
     result = run(config, resume=bool(args.resume))
+    if result.report_path is None:
+        print("Done; the chief (worker 0) writes the run folder and its report")
+        return 0
     stages = ", ".join(f"{stage} {seconds:.1f}s" for stage, seconds in result.stage_seconds.items())
     print(f"Report: {result.report_path} ({stages})")
     return 0
@@ -281,6 +290,7 @@ def build_parser() -> argparse.ArgumentParser:
         add_data_flags(sub, defaults)
         add_model_flags(sub, defaults)
         add_train_flags(sub, defaults)
+        add_distribute_flags(sub)
         add_run_flags(sub, defaults)
 
     sub = add("lr-find", command_lr_find, "learning-rate finder: sweep the rate from 1e-7 to 10 and suggest one (fastai's valley rule)")
@@ -414,7 +424,9 @@ def join_kernel_values(argv: list[str]) -> list[str]:
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; return the exit code."""
     parser = build_parser()
-    args = parser.parse_args(join_kernel_values(sys.argv[1:] if argv is None else list(argv)))
+    argv = join_kernel_values(sys.argv[1:] if argv is None else list(argv))
+    args = parser.parse_args(argv)
+    args.argv = argv  # --local-workers starts workers with the same flags
     configure_output()
     try:
         return args.handler(args)

@@ -45,6 +45,7 @@ CONFIG_FLAGS = {
     "preset": ("train", "preset"),
     "tensorboard": ("train", "tensorboard"),
     "augment": ("train", "augment"),
+    "devices": ("train", "devices"),
     "out": ("run", "out"),
     "name": ("run", "name"),
 }
@@ -140,6 +141,25 @@ def add_train_flags(parser: argparse.ArgumentParser, defaults) -> None:
         "plus flip for RGB images only: a mirrored digit is no digit); or a list such as flip,shift=0.1,rotate=10,zoom=0.1,contrast=0.2; none: off",
     )
     group.add_argument("--keep", choices=["best", "last"], help=f"weights that end training and are evaluated: best val_loss or the last epoch's (default: {train.keep})")
+
+
+def add_distribute_flags(parser: argparse.ArgumentParser) -> None:
+    """Add the "several devices or workers" group to ``parser``: --devices, --local-workers.
+
+    Args:
+        parser: the train or run command's parser.
+    """
+    group = parser.add_argument_group("several devices or workers (README: Training on several machines)")
+    group.add_argument(
+        "--devices", metavar="N|all",
+        help="train data-parallel over N of this machine's GPUs, or all (MirroredStrategy; without GPUs, N logical CPU devices); "
+        "--batch-size stays the global batch. Across machines, set TF_CONFIG on each (see README)",
+    )
+    group.add_argument(
+        "--local-workers", type=int, metavar="N",
+        help="start N worker processes on this machine as a cluster (MultiWorkerMirroredStrategy on localhost ports) and "
+        "print the TF_CONFIG each would get on real machines; worker 0 writes the run folder",
+    )
 
 
 def learning_rate_value(text: str):

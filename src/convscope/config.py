@@ -103,6 +103,7 @@ class TrainConfig:
     preset: str | None = None  # a named recipe (see config.PRESETS) applied before flags
     tensorboard: bool = False  # write TensorBoard event logs (loss, accuracy, learning rate per epoch) into <run>/tensorboard/
     augment: str | None = None  # training-image augmentation, e.g. "flip,shift=0.1,rotate=10,zoom=0.1,contrast=0.2" (convscope.data.augment); None: off
+    devices: str | None = None  # data-parallel over this machine's devices (MirroredStrategy): a count or "all"; None: one device
 
 
 @dataclass
@@ -233,6 +234,8 @@ def validate(config: Config, source: str = "config") -> None:
         (config.train.reduce_lr is None or config.train.schedule == "constant", "train.reduce_lr needs train.schedule constant (a schedule already sets every step's rate); drop one of them"),
         (config.train.early_stop >= 0, f"train.early_stop={config.train.early_stop}; expected 0 (off) or a patience in epochs"),
         (config.train.keep in KEEPS, f"train.keep={config.train.keep!r}; expected best or last"),
+        (config.train.devices is None or str(config.train.devices) == "all" or str(config.train.devices).isdigit() and int(config.train.devices) > 0,
+         f"train.devices={config.train.devices!r}; expected a number of devices (1, 2, ...) or all"),
     ]
     for ok, message in checks:
         if not ok:

@@ -47,7 +47,7 @@ from convscope.models import describe_model_file, is_model_file, load_model_for_
 from convscope.plots.lr_find import plot_lr_find
 from convscope.runfolder import RunFolder, default_run_name, describe_environment, new_run, open_run, with_run_name
 from convscope.lrfind import find_learning_rate_in_run
-from convscope.train import prepare_training, train_in_folder
+from convscope.train import prepare_training, train_in_folder, training_folder
 
 DEFAULT_INSPECT_IMAGES = 2  # the report shows one right and one wrong prediction
 SAMPLE_IMAGES = 64  # training images handed to the sample figure (it shows the first 25)
@@ -95,6 +95,8 @@ def run(config: Config | None = None, resume: bool = False) -> RunResult:
     """
     with trained_and_evaluated(config or Config(), resume) as trained:
         folder = trained.run
+        if not trained.chief:  # another worker of a distributed run: the chief writes the report
+            return RunResult(folder, trained.metrics, None, {})
         inspect_run(folder.path, model=trained.model, dataset=trained.dataset)
         report_run(folder.path)
     seconds = folder.read_environment()["stage_seconds"]
@@ -127,10 +129,12 @@ def trained_and_evaluated(config: Config, resume: bool = False):
         ...     inspect_run(trained.run.path, model=trained.model, dataset=trained.dataset)
     """
     started = time.perf_counter()
-    config, model, dataset = prepare_training(config, resume=resume)
-    with new_run(config, resume) as folder:
+    with training_folder(config, resume=resume) as (folder, config, model, dataset, cluster):
         with stage(folder, "train", started):
-            trained = train_in_folder(folder, config, model, dataset, resume)
+            trained = train_in_folder(folder, config, model, dataset, resume, cluster)
+        if not trained.chief:  # another worker of a distributed run: the chief evaluates and reports
+            yield trained
+            return
         evaluate_run(folder.path, model=trained.model, dataset=dataset, evaluation=trained.evaluation)
         yield trained
 

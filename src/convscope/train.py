@@ -33,6 +33,7 @@ where they appear.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import dataclasses
 import logging
@@ -52,6 +53,17 @@ from convscope.data.augment import augment_batches, resolve_augment
 from convscope.data.checks import check_dataset
 from convscope.data.source import data_source
 from convscope.data.stream import pipeline_errors
+from convscope.distribute import (
+    Cluster,
+    DistributedTrainer,
+    check_batch_size,
+    check_same_config,
+    check_supported,
+    finish_distributed,
+    join_cluster,
+    remove_scratch,
+    worker_config,
+)
 from convscope.errors import ConvscopeError, TrainingInterrupted
 from convscope.evaluate import EvaluationResult, evaluate
 from convscope.keras_compat import (
@@ -90,6 +102,7 @@ class TrainResult:
     metrics: dict  # test_loss, test_accuracy, best_epoch, train_seconds, ...
     dataset: object = field(repr=False, default=None)  # the convscope.data.Dataset used
     evaluation: EvaluationResult | None = field(repr=False, default=None)  # the test set, predicted once
+    chief: bool = True  # False: a distributed run's other worker, whose folder is scratch (the chief's is the run's)
 
 
 @dataclass
@@ -118,6 +131,8 @@ class Training:
     best_weights: list  # the kept weights (best val_loss, or the last epoch's with keep last), restored at the end
     fingerprint: dict  # what a resume must match
     steps_per_epoch: int
+    cluster: Cluster = field(default_factory=Cluster)  # one device, or the strategy's workers and replicas
+    trainer: DistributedTrainer | None = None  # the strategy.run steps; None: model.fit
 
     @property
     def monitor_key(self) -> str:
@@ -151,9 +166,30 @@ def train(config: Config, model: keras.Model | None = None, dataset=None, resume
     Example:
         >>> result = train(Config())  # doctest: +SKIP
     """
-    config, model, dataset = prepare_training(config, model, dataset, resume)
-    with new_run(config, resume) as run:
-        return train_in_folder(run, config, model, dataset, resume)
+    with training_folder(config, model, dataset, resume) as (run, config, model, dataset, cluster):
+        return train_in_folder(run, config, model, dataset, resume, cluster)
+
+
+@contextlib.contextmanager
+def training_folder(config: Config, model=None, dataset=None, resume: bool = False):
+    """Join the cluster (distribute.join_cluster), prepare the training and lock its folder.
+
+    A non-chief worker's folder is a scratch folder of its own, removed at the end.
+
+    Yields:
+        (run folder, config, model, dataset, cluster), as ``train_in_folder`` takes them.
+    """
+    cluster = join_cluster(config.train.devices)  # TF_CONFIG's workers, --devices, or one device
+    try:
+        with cluster.scope():  # the model's variables are replicated
+            config, model, dataset = prepare_training(config, model, dataset, resume)
+        if cluster.strategy is not None:
+            check_batch_size(cluster, config.train.batch_size)
+            check_same_config(cluster, {**dataclasses.asdict(config.train), **fingerprint(config, dataset), "devices": None})
+        with new_run(worker_config(cluster, config, resume), resume) as run:
+            yield run, config, model, dataset, cluster
+    finally:
+        remove_scratch(cluster)
 
 
 def prepare_training(config: Config, model=None, dataset=None, resume: bool = False):
@@ -209,22 +245,28 @@ def validation_on_test_warning(config: Config) -> str:
     )
 
 
-def train_in_folder(run: RunFolder, config: Config, model, dataset, resume: bool = False) -> TrainResult:
+def train_in_folder(run: RunFolder, config: Config, model, dataset, resume: bool = False, cluster: Cluster | None = None) -> TrainResult:
     """The epoch loop in a locked run folder, then the test set predicted once with the kept weights.
 
     Args:
         run: the run folder, locked (``runfolder.new_run``).
         config, model, dataset: what ``prepare_training`` returned.
         resume: continue from the folder's newest checkpoint.
+        cluster: where it trains (distribute.join_cluster); None: one device.
 
     Returns:
         TrainResult.
     """
+    cluster = cluster or Cluster()
+    check_supported(cluster, config)
     if config.train.learning_rate == FIND:
         config, _ = find_learning_rate_in_run(run, config, model, dataset, resume)
-    training = start_training(run, config, model, dataset, resume)
+    with cluster.scope():  # a resumed model and the optimizer's variables are replicated
+        training = start_training(run, config, model, dataset, resume, cluster)
     source = data_source(dataset.x_train, dataset.y_train)  # in memory or streamed from files: the same batches
-    validation = data_source(dataset.x_val, dataset.y_val).in_order(config.train.batch_size) if len(dataset.y_val) else None
+    validation = data_source(dataset.x_val, dataset.y_val) if len(dataset.y_val) else None
+    if validation is not None and training.trainer is None:
+        validation = validation.in_order(config.train.batch_size)
     started, first_epoch = time.perf_counter(), training.state.epoch
     with SigintGuard() as guard, batches_per_call(training.model, STEPS_PER_EXECUTION):
         for epoch in range(training.state.epoch, config.train.epochs):
@@ -232,20 +274,24 @@ def train_in_folder(run: RunFolder, config: Config, model, dataset, resume: bool
                 break
             row = fit_epoch(training, epoch, source, validation, guard, first_of_session=epoch == first_epoch)
             finish_epoch(training, row)
-            if guard.requested:
+            if guard.requested and training.trainer is None:  # a strategy's workers stop together, in the next step
                 raise TrainingInterrupted(
                     f"interrupted after epoch {epoch + 1}; {training.state.epoch} complete epoch(s) saved; "
                     f"continue with `convscope train --resume {run.path}`"
                 )
     training.model.set_weights(training.best_weights)
     finish_metrics(training, time.perf_counter() - started)
+    if training.trainer is not None:
+        training.model = finish_distributed(training.cluster, training.model, run, training.config.model.trust_model)
+        if not cluster.is_chief:  # its scratch folder goes: the chief predicts the test set
+            return TrainResult(run, config, training.model, training.history, run.read_metrics(), dataset, None, chief=False)
     evaluation = evaluate_test_set(run, training.model, dataset)
     return TrainResult(run, config, training.model, training.history, run.read_metrics(), dataset, evaluation)
 
 
-def start_training(run: RunFolder, config: Config, model, dataset, resume: bool) -> Training:
+def start_training(run: RunFolder, config: Config, model, dataset, resume: bool, cluster: Cluster | None = None) -> Training:
     """A new run's first files, or a resumed run's state from its newest checkpoint."""
-    current = fingerprint(config, dataset)
+    current, cluster = fingerprint(config, dataset), cluster or Cluster()
     steps_per_epoch = math.ceil(len(dataset.y_train) / config.train.batch_size)
     state, history = LoopState(), {column: [] for column in HISTORY_COLUMNS}
     checkpoint = run.load_checkpoint(trust=config.model.trust_model) if resume else None
@@ -265,13 +311,14 @@ def start_training(run: RunFolder, config: Config, model, dataset, resume: bool)
                     load_weights(model, config.model.weights)
         compile_model(model, config, steps_per_epoch)
         run.write_config(config)
-        run.write_environment(describe_environment(config))
+        run.write_environment({**describe_environment(config), **cluster.describe(config.train.batch_size)})
         run.write_data_description(dataset)
     build_training_state(model, dataset.x_train[:1], dataset.y_train[:1])
     best_weights = model.get_weights()
     if resume and run.model_path.exists() and state.best_epoch > 0:
         best_weights = load_model(run.model_path, trust=config.model.trust_model).get_weights()
-    return Training(run, config, model, dataset, state, history, best_weights, current, steps_per_epoch)
+    trainer = DistributedTrainer(cluster, model) if cluster.strategy is not None else None
+    return Training(run, config, model, dataset, state, history, best_weights, current, steps_per_epoch, cluster, trainer)
 
 
 def fit_epoch(training: Training, epoch: int, source, validation, guard: SigintGuard, first_of_session: bool = False) -> dict:
@@ -285,11 +332,16 @@ def fit_epoch(training: Training, epoch: int, source, validation, guard: SigintG
         callbacks.append(create_tensorboard_callback(training.run.tensorboard_dir, write_graph=first_of_session))
     epoch_start = time.perf_counter()
     with pipeline_errors(training.dataset.x_train, training.dataset.x_val):  # a corrupt streamed file: one line naming it
-        logs = model.fit(
-            augment_batches(source.epoch(order, config.train.batch_size), config.train.augment, config.train.seed, epoch, training.dataset.scaling),
-            epochs=epoch + 1, initial_epoch=epoch, shuffle=False, validation_data=validation,
-            callbacks=callbacks, verbose=0,
-        ).history
+        if training.trainer is not None:  # a strategy: its own step (model.fit fails under MultiWorkerMirroredStrategy)
+            augment = lambda batches: augment_batches(batches, config.train.augment, config.train.seed, epoch, training.dataset.scaling)  # noqa: E731
+            guard.watch(None)  # a Ctrl-C reaches every worker with the step's sums, so all stop after the same batch
+            logs = training.trainer.fit_epoch(source, order, config.train.batch_size, augment, validation, monitor, lambda: guard.requested)
+        else:
+            logs = model.fit(
+                augment_batches(source.epoch(order, config.train.batch_size), config.train.augment, config.train.seed, epoch, training.dataset.scaling),
+                epochs=epoch + 1, initial_epoch=epoch, shuffle=False, validation_data=validation,
+                callbacks=callbacks, verbose=0,
+            ).history
     guard.watch(None)
     monitor.finish()
     if monitor.bad_loss is not None:

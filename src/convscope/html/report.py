@@ -342,6 +342,20 @@ def augmentation_facts(config: dict) -> list[tuple[str, str]]:
     return [("Augmentation", f"{augmentation.describe()} (--augment {spec}); training images only, new random transforms every epoch, seeded")]
 
 
+def distributed_facts(environment: dict) -> list[tuple[str, str]]:
+    """Data-parallel training (distribute.py): workers, replica devices, global and per-replica batch."""
+    if not environment.get("strategy"):
+        return []
+    workers = environment.get("workers", 1)
+    addresses = f" ({', '.join(environment['worker_addresses'])})" if environment.get("worker_addresses") else ""
+    devices = environment.get("replica_devices") or []
+    return [
+        ("Data parallel", f"{environment['strategy']}: {workers} worker(s){addresses}, {environment.get('replicas')} replica(s)"),
+        ("Replica devices", f"{', '.join(devices)} on each worker" if workers > 1 else ", ".join(devices)),
+        ("Batch", f"{environment.get('global_batch_size')} global, {environment.get('per_replica_batch_size'):g} per replica"),
+    ]
+
+
 def run_facts(sources: ReportSources) -> list[tuple[str, str]]:
     environment, metrics = sources.environment, sources.metrics
     facts = []
@@ -359,6 +373,7 @@ def run_facts(sources: ReportSources) -> list[tuple[str, str]]:
         facts.append(("Machine", f"{environment['cpu']}{cores}"))
     if environment.get("devices"):
         facts.append(("Devices", ", ".join(map(str, environment["devices"]))))
+    facts.extend(distributed_facts(environment))
     facts.extend(imported_facts(environment))
     if environment.get("started"):
         facts.append(("Started", str(environment["started"])))
