@@ -53,6 +53,15 @@ def start_workers(args_per_worker: list[list[str]], tmp_path: Path) -> tuple[lis
     return processes, logs
 
 
+def wait_into_second_epoch(processes: list[subprocess.Popen], logs: list[Path]) -> None:
+    """Return a little after worker 1 logged its first epoch (both workers still running), up to 90 s."""
+    deadline = time.monotonic() + 90
+    while "Epoch 1/4" not in logs[1].read_text() and time.monotonic() < deadline:
+        assert all(process.poll() is None for process in processes), logs[0].read_text() + logs[1].read_text()
+        time.sleep(0.1)
+    time.sleep(0.3)  # into epoch 2
+
+
 def digests(output: str) -> dict[int, str]:
     return {int(index): digest for index, digest in re.findall(r"worker (\d+) \(localhost:\d+\): kept weights sha256 (\w+)", output)}
 
@@ -169,11 +178,7 @@ def test_a_killed_worker_stops_the_other_and_resume_finishes(tmp_path):
     flags = [*TRAIN_FLAGS, "--limit-train", "3000", "--epochs", "4", "--out", str(out), "--name", "killed"]
     processes, logs = start_workers([flags, flags], tmp_path)
     try:
-        deadline = time.monotonic() + 90
-        while "Epoch 1/4" not in logs[1].read_text() and time.monotonic() < deadline:
-            assert processes[0].poll() is None and processes[1].poll() is None, logs[0].read_text() + logs[1].read_text()
-            time.sleep(0.1)
-        time.sleep(0.3)  # into epoch 2
+        wait_into_second_epoch(processes, logs)
         processes[1].kill()
         killed = time.monotonic()
         code = processes[0].wait(timeout=60)
@@ -235,10 +240,7 @@ def test_ctrl_c_on_one_worker_stops_every_worker_after_the_same_batch(tmp_path):
     flags = [*TRAIN_FLAGS, "--limit-train", "3000", "--epochs", "4", "--out", str(out), "--name", "stopped"]
     processes, logs = start_workers([flags, flags], tmp_path)
     try:
-        deadline = time.monotonic() + 90
-        while "Epoch 1/4" not in logs[1].read_text() and time.monotonic() < deadline:
-            time.sleep(0.1)
-        time.sleep(0.3)
+        wait_into_second_epoch(processes, logs)
         processes[1].send_signal(signal.SIGINT)
         codes = [process.wait(timeout=60) for process in processes]
     finally:
