@@ -30,13 +30,10 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from paths import default_data_dir  # bench/paths.py, beside this script
 
 IDX_TARGET_SECONDS = 1.0
 FOLDER_GROWTH_TARGET_MB = 300.0
-
-
-def default_data_dir() -> str:
-    return os.environ.get("CONVSCOPE_DATA") or str(Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "mnist")
 
 
 def read_status_mb(field: str) -> float:

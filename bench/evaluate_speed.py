@@ -20,7 +20,6 @@ import os
 import statistics
 import tempfile
 import time
-from pathlib import Path
 
 import numpy as np
 
@@ -29,12 +28,9 @@ from convscope.data import load_dataset
 from convscope.evaluate import evaluate, evaluate_predictions
 from convscope.models import create_model
 from convscope.plots.evaluation import save_evaluation_figures
+from paths import default_data_dir  # bench/paths.py, beside this script
 
 TARGET_SECONDS = 10.0  # evaluation may add at most this to a bare predict (10,000 MNIST images, 2 cores)
-
-
-def default_data_dir() -> str:
-    return os.environ.get("CONVSCOPE_DATA") or str(Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "mnist")
 
 
 def main() -> None:

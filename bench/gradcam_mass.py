@@ -24,7 +24,6 @@ that share is printed as the baseline.
 from __future__ import annotations
 
 import argparse
-import os
 import time
 from pathlib import Path
 
@@ -37,14 +36,11 @@ from convscope.inspection import compute_grad_cam, inspect
 from convscope.models import create_model, load_model
 from convscope.plots.common import save_figure
 from convscope.plots.inspection import plot_grad_cam
+from paths import default_data_dir  # bench/paths.py, beside this script
 
 TARGET_FRACTION = 0.60
 THRESHOLDS = (0, 127)  # box of pixels brighter than this (0-255); the headline uses the first
 METHODS = ("gradcam", "hirescam")
-
-
-def default_data_dir() -> str:
-    return os.environ.get("CONVSCOPE_DATA") or str(Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "mnist")
 
 
 def bounding_box_masks(pixels: np.ndarray, threshold: int) -> np.ndarray:

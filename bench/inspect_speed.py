@@ -20,19 +20,15 @@ import os
 import statistics
 import tempfile
 import time
-from pathlib import Path
 
 import convscope  # noqa: F401  (sets the Keras backend before keras is imported)
 from convscope.data import load_dataset
 from convscope.inspection import inspect
 from convscope.models import create_model
 from convscope.plots.inspection import save_inspection_figures
+from paths import default_data_dir  # bench/paths.py, beside this script
 
 TARGET_SECONDS = 3.0  # 2 images, all layers, numbers and figures, 2 CPU cores
-
-
-def default_data_dir() -> str:
-    return os.environ.get("CONVSCOPE_DATA") or str(Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "mnist")
 
 
 def main() -> None:

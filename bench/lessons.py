@@ -24,7 +24,6 @@ import os
 import sys
 import tempfile
 import time
-from pathlib import Path
 
 import convscope  # noqa: F401  (sets the Keras backend before keras is imported)
 
@@ -33,12 +32,9 @@ from convscope.config import is_baseline_name, resolve_config
 from convscope.lessons import LESSON_RUNS
 from convscope.pipeline import train_baseline
 from convscope.train import train
+from paths import default_data_dir  # bench/paths.py, beside this script
 
 MNIST_PRESETS = [run.preset for run in LESSON_RUNS if run.settings["data"]["dataset"] == "mnist"]
-
-
-def default_data_dir() -> str:
-    return os.environ.get("CONVSCOPE_DATA") or str(Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "mnist")
 
 
 def run_preset(preset: str, seed: int, data_dir: str, out: str) -> dict:

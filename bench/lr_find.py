@@ -20,23 +20,19 @@ from __future__ import annotations
 import argparse
 import os
 import tempfile
-from pathlib import Path
 
 import convscope  # noqa: F401  (sets the Keras backend before keras is imported)
 
 from convscope.config import resolve_config
 from convscope.pipeline import find_learning_rate_run
 from convscope.train import train
+from paths import default_data_dir  # bench/paths.py, beside this script
 
 RECIPES = {
     "mnist_convnet": {"model": {"name": "mnist_convnet"}},
     "mnist_fast": {"train": {"preset": "fast"}},
 }
 EPOCHS = 2
-
-
-def default_data_dir() -> str:
-    return os.environ.get("CONVSCOPE_DATA") or str(Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "mnist")
 
 
 def recipe_config(model: str, seed: int, data_dir: str, out: str, name: str, learning_rate=None):

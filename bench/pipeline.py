@@ -26,13 +26,9 @@ import subprocess
 import sys
 import tempfile
 import time
-from pathlib import Path
+from paths import default_data_dir  # bench/paths.py, beside this script
 
 PEAK_RSS_TARGET_GB = 2.5
-
-
-def default_data_dir() -> str:
-    return os.environ.get("CONVSCOPE_DATA") or str(Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "mnist")
 
 
 def peak_rss_mb() -> float:

@@ -31,7 +31,6 @@ import os
 import statistics
 import tempfile
 import time
-from pathlib import Path
 
 import numpy as np
 
@@ -43,14 +42,11 @@ from convscope.config import config_from_dict
 from convscope.data import load_dataset
 from convscope.models import create_model
 from convscope.train import train
+from paths import default_data_dir  # bench/paths.py, beside this script
 
 OVERHEAD_TARGET = 0.97  # convscope train images/s over bare model.fit images/s
 TORCH_TARGET = 1.4  # Keras (TensorFlow) training images/s over PyTorch eager images/s
 LEARNING_RATE = 1e-3
-
-
-def default_data_dir() -> str:
-    return os.environ.get("CONVSCOPE_DATA") or str(Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "mnist")
 
 
 # --------------------------------------------------------------------------- the three ways to train

@@ -25,12 +25,12 @@ import os
 import statistics
 import tempfile
 import time
-from pathlib import Path
 
 import convscope  # noqa: F401  (sets the Keras backend before keras is imported)
 
 from convscope.config import resolve_config
 from convscope.train import train
+from paths import default_data_dir  # bench/paths.py, beside this script
 
 # The lessons' fit calls as convscope settings: Adam at Keras' default 1e-3, constant
 # rate, batch 128, the last 10% of the training images held out for validation.
@@ -45,10 +45,6 @@ RECIPES = {
     "cnn_2conv": {"model": {"name": "cnn_2conv"}, "data": {"val_split": 0.1}, "train": {**LESSON, "epochs": 12}},
 }
 TARGET_MEAN, TARGET_MIN, TARGET_SECONDS = 0.990, 0.989, 15.0
-
-
-def default_data_dir() -> str:
-    return os.environ.get("CONVSCOPE_DATA") or str(Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "mnist")
 
 
 def run_recipe(recipe: str, seed: int, data_dir: str, out: str) -> dict:
