@@ -328,7 +328,6 @@ class DistributedTrainer:
     """``strategy.run`` training and evaluation steps for one compiled model."""
 
     def __init__(self, cluster: Cluster, model):
-        import keras  # lazy: only distributed training needs these
         import tensorflow as tf  # lazy: only distributed training needs these
 
         self.cluster, self.model, self.tf = cluster, model, tf
@@ -466,13 +465,3 @@ def worker_batches(source, slices: list[np.ndarray], augment=None):
             yield next(iterator)
         else:  # fewer images than workers in the last global batch: this worker steps with none, in sync
             yield tuple(tf.zeros([0, *item.shape[1:]], item.dtype) for item in dataset.element_spec)
-
-
-def replica_note(cluster: Cluster, batch_size: int) -> str:
-    """One line for the log: how the run is spread."""
-    per_replica = batch_size / cluster.replicas
-    return (
-        f"Training on {cluster.workers} worker(s), {cluster.replicas} replica(s) "
-        f"({', '.join(cluster.devices)}); global batch {batch_size}, per replica {per_replica:g}"
-        + ("" if math.isclose(per_replica, round(per_replica)) else " (the replicas' parts differ by one image)")
-    )

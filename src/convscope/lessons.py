@@ -26,7 +26,6 @@ from __future__ import annotations
 import textwrap
 from dataclasses import dataclass
 
-from convscope.text import format_table
 
 
 
@@ -188,6 +187,8 @@ def format_lessons_table(runs: tuple[LessonRun, ...] = LESSON_RUNS, notes: bool 
         >>> print(format_lessons_table(notes=False).splitlines()[0])   # doctest: +SKIP
         preset  lesson  model  params  lesson printed
     """
+    from convscope.text import format_table  # lazy: text imports NumPy; config.py reads this module on every start, --help included
+
     header = ("preset", "lesson", "model", "params", "lesson printed")
     rows = [(run.preset, run.lesson, run.model, f"{run.params:,}", run.printed) for run in runs]
     blocks = [format_table(header, rows, align="lllrl")]

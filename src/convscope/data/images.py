@@ -126,17 +126,13 @@ def _decode(source, height: int, width: int, color_mode: str, label=None, max_pi
     return pixels.reshape(height, width, -1)
 
 
-def decode_images(
-    paths: list[Path], image_size: tuple[int, int], color_mode: str, skip_non_images: bool = False
-) -> tuple[np.ndarray, np.ndarray]:
+def decode_images(paths: list[Path], image_size: tuple[int, int], color_mode: str) -> tuple[np.ndarray, np.ndarray]:
     """Decode files into one preallocated uint8 array, one image in memory at a time.
 
     Args:
         paths: the files.
         image_size: (height, width) every image is resized to.
         color_mode: "grayscale" or "rgb".
-        skip_non_images: True: warn about and skip files that are not supported images
-            (image folders); False: such a file is an error.
 
     Returns:
         (pixels, kept): (M, height, width, C) uint8 and the indices into ``paths`` of its M images.
@@ -151,10 +147,7 @@ def decode_images(
     for index, path in enumerate(paths):
         image = _decode(path, height, width, color_mode)
         if image is None:
-            if not skip_non_images:
-                raise ConvscopeError(f"{path}: not a {FORMATS_TEXT} image (judged by content); pass an image file")
-            warnings.warn(f"{path}: not a {FORMATS_TEXT} image (judged by content); skipped", stacklevel=2)
-            continue
+            raise ConvscopeError(f"{path}: not a {FORMATS_TEXT} image (judged by content); pass an image file")
         pixels[len(kept)] = image
         kept.append(index)
     return pixels[: len(kept)], np.asarray(kept, dtype=np.int64)

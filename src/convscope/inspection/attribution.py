@@ -92,8 +92,27 @@ class NetworkProbe:
     score_source: str
     first_conv: object  # first Conv2D or None
 
-    def output_index(self, tensor) -> int:
-        return self.index[id(tensor)]
+    def forward(self, images: np.ndarray):
+        """The probed layers' outputs from one forward pass, without gradients.
+
+        Args:
+            images: model inputs (N, ...).
+
+        Returns:
+            (activations, (first_conv, first_input)), as ``run`` returns them.
+        """
+        outputs = [keras.ops.convert_to_numpy(output) for output in self.model(images, training=False)]
+        return self._activations(outputs), self._first_conv_input(outputs)
+
+    def _activations(self, outputs) -> list:
+        return [
+            LayerActivation(layer.name, type(layer).__name__, to_channels_last(outputs[self.index[id(self.graph.outputs_of[layer.name])]]))
+            for layer in self.activation_layers
+        ]
+
+    def _first_conv_input(self, outputs) -> tuple:
+        first_input = None if self.first_conv is None else outputs[self.index[id(self.graph.inputs_of[self.first_conv.name])]]
+        return self.first_conv, first_input
 
     def run(self, images: np.ndarray, class_index=None, grad_cam_method: str = "auto"):
         """``run_network``'s results for ``images``: (probabilities, classes, activations, grad_cam, saliency, (first_conv, first_input))."""
@@ -121,10 +140,7 @@ class NetworkProbe:
 
         probabilities = to_probabilities(outputs[index[id(graph.output)]])
         classes = chosen if class_index is not None else probabilities.argmax(axis=1)
-        activations = [
-            LayerActivation(layer.name, type(layer).__name__, to_channels_last(outputs[index[id(graph.outputs_of[layer.name])]]))
-            for layer in self.activation_layers
-        ]
+        activations = self._activations(outputs)
         display_shape = to_channels_last(images).shape[1:3]
         grad_cam = None
         if cam_layer is not None:
@@ -140,8 +156,7 @@ class NetworkProbe:
             full = resize_bilinear(coarse, *display_shape) if centres is None else resample(coarse, *display_shape, centres)
             grad_cam = GradCam(cam_layer.name, normalise(full), coarse, classes, self.score_source, method, reason, centres)
         saliency = Saliency(normalise(np.abs(to_channels_last(input_gradient)).max(axis=-1)), classes)
-        first_input = None if self.first_conv is None else outputs[index[id(graph.inputs_of[self.first_conv.name])]]
-        return probabilities, classes, activations, grad_cam, saliency, (self.first_conv, first_input)
+        return probabilities, classes, activations, grad_cam, saliency, self._first_conv_input(outputs)
 
 
 def build_probe(graph: LayerGraph, activation_layers=None, cam_layer_name: str | None = None) -> NetworkProbe:

@@ -305,7 +305,7 @@ class ViewSession:
             if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < limit:
                 raise RequestError(f"{name} {value!r} is outside the output {tuple(entry['output_shape'])} of layer {layer_name!r}; expected 0..{limit - 1}")
         with self.lock:
-            _, _, activations, _, _, (first_conv, first_input) = self.probe.run(x)
+            activations, (first_conv, first_input) = self.probe.forward(x)  # one value and its inputs: no gradients needed
         values = next(item.values for item in activations if item.layer_name == layer_name)
         if not np.isfinite(values[0, row, column, channel]):
             raise RequestError(f"layer {layer_name!r} outputs NaN or Inf at this cell; the model's weights are not finite or it overflows on this input", 422)
