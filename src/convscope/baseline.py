@@ -53,7 +53,7 @@ from convscope.config import Config, is_baseline_name
 from convscope.data import load_dataset
 from convscope.data.checks import check_dataset
 from convscope.errors import ConvscopeError
-from convscope.lessons import LESSON_PRESETS
+from convscope.lessons import LESSON_RUNS, find_lesson_run
 from convscope.evaluate import EvaluationResult, compute_accuracy, compute_loss, evaluate_predictions
 from convscope.fileio import write_npz
 from convscope.runfolder import HISTORY_COLUMNS, RunFolder, describe_environment, with_run_name
@@ -143,9 +143,10 @@ def baseline_config(config: Config, max_iter: int | None = None) -> Config:
     spec = parse_baseline_name(config.model.name)
     config = copy.deepcopy(config)
     train = config.train
-    lesson_model = LESSON_PRESETS.get(train.preset, {}).get("model", {}).get("name")
+    lesson = find_lesson_run(train.preset) if train.preset else None
+    lesson_model = lesson.model if lesson is not None else None
     if lesson_model is not None and not is_baseline_name(lesson_model):
-        baselines = ", ".join(name for name, settings in LESSON_PRESETS.items() if is_baseline_name(settings["model"]["name"]))
+        baselines = ", ".join(run.preset for run in LESSON_RUNS if is_baseline_name(run.model))
         raise ConvscopeError(
             f"--preset {train.preset} trains the Keras model {lesson_model}, not a scikit-learn baseline; "
             f"run it with `convscope run --preset {train.preset}`, or give a baseline preset ({baselines})"

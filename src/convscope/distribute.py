@@ -35,6 +35,7 @@ from pathlib import Path
 
 import numpy as np
 
+from convscope.config import FIND
 from convscope.errors import ConvscopeError
 from convscope.models import load_model
 
@@ -272,7 +273,7 @@ def check_supported(cluster: Cluster, config) -> None:
     """Refuse what only ``model.fit`` does, naming the way round it."""
     if cluster.strategy is None:
         return
-    if config.train.learning_rate == "find":
+    if config.train.learning_rate == FIND:
         raise ConvscopeError("--learning-rate find sweeps on one device; run `convscope lr-find` first and train with --learning-rate at its suggestion")
     if config.train.tensorboard:
         raise ConvscopeError("--tensorboard logs through model.fit's callback, which a data-parallel run does not use; drop --tensorboard (history.csv has every epoch)")

@@ -107,10 +107,17 @@ def batches(x, y, batch_size: int):
     if keras.backend.backend() == "tensorflow":
         import tensorflow as tf  # lazy: only the TensorFlow backend has it
 
-        options = tf.data.Options()
-        options.autotune.enabled = False
-        return tf.data.Dataset.from_tensor_slices((x, y)).batch(batch_size).with_options(options)
+        return without_autotune(tf.data.Dataset.from_tensor_slices((x, y)).batch(batch_size))
     return ArrayBatches(x, y, batch_size)
+
+
+def without_autotune(dataset):
+    """A tf.data.Dataset with autotuning off (see ``batches``: no shutdown wait at the end of a fit call)."""
+    import tensorflow as tf  # lazy: only the TensorFlow backend has it
+
+    options = tf.data.Options()
+    options.autotune.enabled = False
+    return dataset.with_options(options)
 
 
 class ArrayBatches(keras.utils.PyDataset):

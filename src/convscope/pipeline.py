@@ -192,10 +192,11 @@ def draw_augmentation(run: RunFolder, dataset) -> None:
     if augmentation is None:
         return
     x = dataset.x_train[:AUGMENT_IMAGES]
+    originals = dataset.display_images(x)
     versions = augment_examples(x, augmentation, config.train.seed, AUGMENT_VERSIONS, dataset.scaling)
-    pixels = dataset.display_images(versions.reshape(-1, *x.shape[1:])).reshape(len(x), AUGMENT_VERSIONS, *dataset.display_images(x[:1]).shape[1:])
+    pixels = dataset.display_images(versions.reshape(-1, *x.shape[1:])).reshape(len(x), AUGMENT_VERSIONS, *originals.shape[1:])
     labels = [str(dataset.class_names[label]) for label in dataset.y_train[:AUGMENT_IMAGES]]
-    save_figure(plot_augmentation(dataset.display_images(x), pixels, augmentation.describe(), labels), run.plots_dir / "augmentation.png")
+    save_figure(plot_augmentation(originals, pixels, augmentation.describe(), labels), run.plots_dir / "augmentation.png")
 
 
 def find_learning_rate_run(config: Config, **sweep) -> tuple[RunFolder, LearningRateSweep]:

@@ -26,11 +26,10 @@ from pathlib import Path
 
 import numpy as np
 
-from convscope.data import load_images
-from convscope.data.images import FORMATS_TEXT, decode_image_bytes, read_header
+from convscope.data.images import FORMATS_TEXT, decode_image_bytes, load_images, read_header
 from convscope.data.preprocess import scaling_from_description
 from convscope.errors import ConvscopeError
-from convscope.evaluate import to_probabilities
+from convscope.probabilities import to_probabilities
 from convscope.runfolder import RunFolder, open_run
 from convscope.text import format_table
 

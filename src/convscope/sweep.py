@@ -58,9 +58,9 @@ def default_sweep_name(config: Config) -> str:
     return f"sweep-{slugify(Path(dataset).name, fallback='data')}"
 
 
-def check_same_settings(run: RunFolder, wanted: Config) -> None:
-    """Refuse to reuse a run whose config.yaml differs from what the sweep would train now."""
-    saved = config_to_dict(run.read_config())
+def check_same_settings(run: RunFolder, saved: Config, wanted: Config) -> None:
+    """Refuse to reuse a run whose config.yaml (``saved``) differs from what the sweep would train now."""
+    saved = config_to_dict(saved)
     current = config_to_dict(wanted)
     differences = [
         f"{section}.{key}: run has {saved[section].get(key)!r}, sweep asks {value!r}"
@@ -75,9 +75,9 @@ def check_same_settings(run: RunFolder, wanted: Config) -> None:
         )
 
 
-def with_found_rate(run: RunFolder, wanted: Config) -> Config:
-    """``--learning-rate find`` asks for the rate a run's finder found: once found, the run's own (to skip or resume it)."""
-    saved = run.read_config().train
+def with_found_rate(saved: Config, wanted: Config) -> Config:
+    """``--learning-rate find`` asks for the rate a run's finder found: once found, the run's own (``saved``, to skip or resume it)."""
+    saved = saved.train
     if wanted.train.learning_rate != FIND or not saved.learning_rate_found:
         return wanted
     return dataclasses.replace(wanted, train=dataclasses.replace(wanted.train, learning_rate=saved.learning_rate, learning_rate_found=True))
@@ -148,8 +148,9 @@ def sweep(models: list[str], config: Config) -> SweepResult:
         runs.append(run.path)
         state = run.state()
         if run.config_path.is_file():
-            wanted = with_resolved_augment(run, with_found_rate(run, wanted))
-            check_same_settings(run, wanted)
+            saved = run.read_config()
+            wanted = with_resolved_augment(run, with_found_rate(saved, wanted))
+            check_same_settings(run, saved, wanted)
         if state == "finished":
             logger.info("[%d/%d] %s: finished run in %s, skipped", position, len(models), model, run.path)
             skipped.append(model)

@@ -224,10 +224,16 @@ def prepare_training(config: Config, model=None, dataset=None, resume: bool = Fa
     if config.data.validation == "test":
         warnings.warn(validation_on_test_warning(config), stacklevel=2)
     if model is not None or not resume:  # a resumed run takes its model from the checkpoint
-        model = create_model(model if model is not None else config.model.name, dataset.input_shape, dataset.num_classes)
-        if config.model.weights:  # e.g. a lesson's checkpoint, trained further
-            load_weights(model, config.model.weights)
+        model = fresh_model(config, dataset, model)
     return config, model, dataset
+
+
+def fresh_model(config: Config, dataset, model=None):
+    """The model to train from scratch: ``model`` (or the config's architecture) built for the data, with --weights loaded."""
+    model = create_model(model if model is not None else config.model.name, dataset.input_shape, dataset.num_classes)
+    if config.model.weights:  # e.g. a lesson's checkpoint, trained further
+        load_weights(model, config.model.weights)
+    return model
 
 
 def validation_on_test_warning(config: Config) -> str:
@@ -306,9 +312,7 @@ def start_training(run: RunFolder, config: Config, model, dataset, resume: bool,
         if resume:
             results.info(f"Resuming {run.path}: no complete epoch was saved, starting from epoch 1")
             if model is None:
-                model = create_model(config.model.name, dataset.input_shape, dataset.num_classes)
-                if config.model.weights:
-                    load_weights(model, config.model.weights)
+                model = fresh_model(config, dataset)
         compile_model(model, config, steps_per_epoch)
         run.write_config(config)
         run.write_environment({**describe_environment(config), **cluster.describe(config.train.batch_size)})
@@ -399,9 +403,6 @@ def finish_epoch(training: Training, row: dict) -> None:
     training.run.save_checkpoint(training.model, {**dataclasses.asdict(state), "fingerprint": training.fingerprint, "history": training.history})
     training.run.write_history(training.history)
     results.info(format_epoch(row, training.config.train.epochs, improved))
-
-
-# --------------------------------------------------------------------------- model and optimizer
 
 
 # --------------------------------------------------------------------------- callbacks

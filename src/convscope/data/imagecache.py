@@ -195,7 +195,8 @@ class ImageFiles:
             self.decode_started = self.decode_started or now
             self.decoded += newly
             total = len(self.paths)
-            if self.cache != "none" and int(self.filled.sum()) == total:
+            # the sum only once enough images were decoded to fill it (each filled row was decoded at least once)
+            if self.cache != "none" and self.decoded >= total and int(self.filled.sum()) == total:
                 if self.cache == "disk" and not self.complete:
                     self._finish_disk()
                 seconds = now - self.decode_started  # reads are all hits from now on: this runs once

@@ -294,7 +294,7 @@ def compose_report(sources: ReportSources, built_at: str | None = None) -> Repor
         summary=summary_table(sources.summary),
         summary_totals=summary_totals(sources.summary),
         summary_note=sources.summary_note,
-        training_facts=training_facts(sources.metrics, sources.history) + augmentation_facts(sources.config or {}),
+        training_facts=training_facts(sources.metrics, sources.history),
         history=history_table(sources.history),
         lr_find=lr_find_facts(sources.lr_find, sources.config, trained="epochs_run" in sources.metrics),
         headlines=headline_numbers(sources.metrics),

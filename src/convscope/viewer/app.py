@@ -271,18 +271,13 @@ def create_app(session: ViewSession, token: str | None = None, allowed_names: tu
     async def predict(request: Request):
         class_index = session.class_index(request.query_params.get("class"))
         body = await read_body(request)
-        if is_json(request):
-            fields = parse_json(body)
-            class_index = session.class_index(fields.get("class")) if "class" in fields else class_index
+        fields = parse_json(body) if is_json(request) else None  # JSON names its input; otherwise the body is image bytes
+        if fields is not None and "class" in fields:
+            class_index = session.class_index(fields["class"])
 
-            def work():
-                x, pixels = input_from_json(session, fields)
-                return session.predict(x, pixels, class_index)
-        else:
-
-            def work():
-                x, pixels = session.input_from_png(body)
-                return session.predict(x, pixels, class_index)
+        def work():
+            x, pixels = input_from_json(session, fields) if fields is not None else session.input_from_png(body)
+            return session.predict(x, pixels, class_index)
 
         return JSONResponse(await run_in_threadpool(work))
 
@@ -292,7 +287,7 @@ def create_app(session: ViewSession, token: str | None = None, allowed_names: tu
             raise RequestError('"layer" (a layer name) is required; GET /api/model lists them')
 
         def work():
-            x, _ = input_from_json(session, {key: value for key, value in fields.items() if key in ("test_index", "pixels", "image")})
+            x, _ = input_from_json(session, fields)
             return session.explain(x, fields["layer"], fields.get("channel"), fields.get("row"), fields.get("column"))
 
         return JSONResponse(await run_in_threadpool(work))

@@ -22,6 +22,7 @@ import logging
 import threading
 import time
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -64,8 +65,9 @@ class TestImages:
     confusion: list | None  # rows true, columns predicted, as metrics.json holds it
     accuracy: float | None  # test accuracy, as metrics.json holds it
 
-    @property
+    @cached_property
     def predicted(self) -> np.ndarray | None:
+        """The predicted class of every test image (computed once: the listings ask on every request)."""
         return None if self.probabilities is None else self.probabilities.argmax(axis=1)
 
 
