@@ -57,9 +57,9 @@ from convscope.lessons import LESSON_RUNS, find_lesson_run
 from convscope.evaluate import EvaluationResult, compute_accuracy, compute_loss, evaluate_predictions
 from convscope.fileio import write_npz
 from convscope.runfolder import HISTORY_COLUMNS, RunFolder, describe_environment, with_run_name
+from convscope.train import record_test_evaluation
 
 logger = logging.getLogger(__name__)
-results = logging.getLogger("convscope.results")  # what a run reports: the CLI prints it on stdout
 
 DEFAULT_HIDDEN_LAYERS = (16, 16)  # the lesson's smallest MLP; (40,) is its other preset
 # scikit-learn's defaults, written into config.yaml so the run folder says what was used.
@@ -351,9 +351,8 @@ def fit_baseline(run: RunFolder, config: Config, dataset) -> BaselineResult:
     run.update_metrics(baseline_metrics(estimator, dataset, config, train_seconds, converged))
     evaluation = None
     if len(dataset.y_test):
-        evaluation = evaluate_predictions(estimator_probabilities(estimator, dataset, dataset.x_test), dataset.y_test, dataset.class_names)
-        run.save_evaluation(evaluation)
-        results.info(f"Test: loss {evaluation.loss:.4f} accuracy {evaluation.accuracy:.4f} ({run.path})")
+        probabilities = estimator_probabilities(estimator, dataset, dataset.x_test)
+        evaluation = record_test_evaluation(run, evaluate_predictions(probabilities, dataset.y_test, dataset.class_names))
     return BaselineResult(run, config, model, estimator, run.read_metrics(), dataset, evaluation)
 
 

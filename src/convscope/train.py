@@ -576,7 +576,11 @@ def evaluate_test_set(run: RunFolder, model: keras.Model, dataset) -> Evaluation
     """Predict the test set once with the kept weights; write predictions.npz and the test metrics."""
     if not len(dataset.y_test):
         return None
-    result = evaluate(model, dataset.x_test, dataset.y_test, class_names=dataset.class_names)
-    run.save_evaluation(result)
-    results.info(f"Test: loss {result.loss:.4f} accuracy {result.accuracy:.4f} ({run.path})")
-    return result
+    return record_test_evaluation(run, evaluate(model, dataset.x_test, dataset.y_test, class_names=dataset.class_names))
+
+
+def record_test_evaluation(run: RunFolder, evaluation: EvaluationResult) -> EvaluationResult:
+    """Write a test-set evaluation into the run folder (predictions.npz, test metrics) and report its line; return it."""
+    run.save_evaluation(evaluation)
+    results.info(f"Test: loss {evaluation.loss:.4f} accuracy {evaluation.accuracy:.4f} ({run.path})")
+    return evaluation

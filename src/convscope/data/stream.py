@@ -26,7 +26,6 @@ import os
 import numpy as np
 
 from convscope.errors import ConvscopeError
-from convscope.keras_compat import without_autotune
 
 THREADS = max(2, min(8, os.cpu_count() or 2))  # batches decoded at once
 PREFETCH = 2  # batches ready ahead of the training step
@@ -168,4 +167,6 @@ def stream_batches(images: StreamedImages, labels: np.ndarray | None, batch_size
             return tf.ensure_shape(x, shape), tf.ensure_shape(y, [None])
 
         dataset = rows.map(load, num_parallel_calls=THREADS, deterministic=True)
+    from convscope.keras_compat import without_autotune  # lazy: keras_compat imports Keras; the .onnx predictor imports this package without it
+
     return without_autotune(dataset.prefetch(PREFETCH))
