@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from convscope.errors import ConvscopeError
-from convscope.models import MODELS, create_model, ensure_built, format_models_table, list_models, load_model
+from convscope.model_catalog import MODEL_CATALOG
+from convscope.models import MODELS, create_model, ensure_built, format_models_table, list_models, load_model, register_model, summarize
 
 # Totals the lessons printed with model.summary() for 10 classes.
 REFERENCE_PARAMS = {
@@ -92,10 +93,37 @@ def test_list_models_and_table():
     for info in infos:
         assert info.num_params == REFERENCE_PARAMS[info.name]
         assert info.input_shape == DEFAULT_SHAPES[info.name]
-        assert info.origin and info.description
-    table = format_models_table(infos)
-    assert "2,770,634" in table and "32x32x3" in table
-    assert all(name in table for name in REFERENCE_PARAMS)
+        assert info.origin and info.description and info.mflops > 0
+    lines = format_models_table().splitlines()
+    assert lines[0].split() == ["name", "params", "MFLOPs", "input", "origin", "description"]
+    rows = {line.split()[0]: line.split()[1:4] for line in lines[1:len(REFERENCE_PARAMS) + 1]}
+    assert list(rows) == sorted(REFERENCE_PARAMS)
+    assert rows["cnn_dropout"] == ["2,770,634", "5.93", "28x28x1"]  # 2 x 2,964,864 multiply-adds
+    assert rows["cifar_cnn"] == ["541,094", "6.64", "32x32x3"]
+
+
+# ---------------------------------------------------------------------------
+# The catalog: what `convscope models` lists without importing Keras
+
+
+def test_catalog_describes_exactly_the_registered_models():
+    assert set(MODEL_CATALOG) == set(MODELS)
+    assert all(name == entry.name for name, entry in MODEL_CATALOG.items())
+
+
+@pytest.mark.parametrize("name", sorted(MODEL_CATALOG))
+def test_catalog_counts_are_the_built_models(name):
+    entry = MODEL_CATALOG[name]
+    model = create_model(name, entry.input_shape, 10)
+    assert tuple(model.inputs[0].shape) == (None, *entry.input_shape)
+    assert model.count_params() == entry.num_params
+    assert summarize(model).macs == entry.macs
+
+
+def test_register_model_refuses_a_name_the_catalog_lacks():
+    with pytest.raises(ConvscopeError, match="'my_cnn' has no entry in convscope.model_catalog.MODEL_CATALOG"):
+        register_model("my_cnn")
+    assert "my_cnn" not in MODELS
 
 
 # ---------------------------------------------------------------------------

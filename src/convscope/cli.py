@@ -144,7 +144,7 @@ def command_summary(args) -> int:
 
 
 def command_models(args) -> int:
-    from convscope.models import format_models_table  # lazy: --help starts without TensorFlow
+    from convscope.model_catalog import format_models_table  # lazy: only this command needs it; the catalog imports no Keras
 
     print(format_models_table())
     return 0

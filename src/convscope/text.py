@@ -149,3 +149,10 @@ def format_bytes(count: int) -> str:
         if count >= size:
             return f"{count / size:,.1f} {unit}"
     return f"{count} B"
+
+
+def format_mflops(mflops: float) -> str:
+    """'4.88' for 4.8819, '0.0259' for 0.02592, '1,230' for 1230.4: at least three significant digits."""
+    if mflops >= 100:
+        return f"{mflops:,.0f}"
+    return f"{mflops:.2f}" if mflops >= 1 else f"{mflops:.3g}"

@@ -31,7 +31,7 @@ import numpy as np
 
 from convscope.models.arithmetic import explain_convolution_size, explain_pooling_size
 from convscope.models.loading import ensure_built
-from convscope.text import column_widths, format_bytes, format_shape, table_lines
+from convscope.text import column_widths, format_bytes, format_mflops, format_shape, table_lines
 
 FROM_KERAS = "from Keras"  # marks a number that has no formula here
 
@@ -117,7 +117,7 @@ class ModelSummary:
             "",
             f"Parameters: {self.total_params:,} ({self.trainable_params:,} trainable, "
             f"{self.non_trainable_params:,} non-trainable); weights {format_bytes(self.weight_bytes)}",
-            f"Compute: {_format_mflops(self.mflops)} MFLOPs per image, forward pass (2 x {self.macs:,} multiply-adds"
+            f"Compute: {format_mflops(self.mflops)} MFLOPs per image, forward pass (2 x {self.macs:,} multiply-adds"
             + ("; layers shown with - are not counted)" if any(layer.macs is None for layer in self.layers) else ")"),
             f"Activation memory: {format_bytes(self.activation_bytes)} per image (sum of the layer outputs)",
         ]
@@ -335,9 +335,3 @@ def _count(shape) -> int:
 
 def _weight_count(weights) -> int:
     return sum(_count(tuple(weight.shape)) for weight in weights)
-
-
-def _format_mflops(mflops: float) -> str:
-    if mflops >= 100:
-        return f"{mflops:,.0f}"
-    return f"{mflops:.2f}" if mflops >= 1 else f"{mflops:.3g}"

@@ -1,32 +1,36 @@
 """The model zoo: the classic lessons' architectures and their close relatives, looked up by name.
 
-    from convscope.models import create_model, list_models, format_models_table
+    from convscope.models import create_model, list_models
     model = create_model("mnist_convnet", (28, 28, 1), num_classes=10)
-    print(format_models_table(list_models()))
+    [info.name for info in list_models()]
 
 Each architecture is a function ``(input_shape, num_classes) -> keras.Model``
-decorated with ``@register_model``; the decorator files it in ``MODELS`` with
-the input it was designed for and where it comes from. Every builder returns a
-``keras.Sequential`` that starts with ``keras.Input``, so the model has defined
-inputs and outputs from the start, and ends in ``Dense(num_classes, softmax)``.
-Layers carry fixed, readable names (conv1, pool1, dense1, predictions) so the
-summary and the report read the same for every run.
+decorated with ``@register_model(name)``, which files it in ``MODELS``. What
+`convscope models` lists about it (the input it was designed for, where it comes
+from, its layers in words, its parameter count and multiply-adds) is its entry
+in ``convscope.model_catalog.MODEL_CATALOG``, a module without Keras, so that
+listing the zoo does not import TensorFlow; ``register_model`` refuses a name
+the catalog lacks. Every builder returns a ``keras.Sequential`` that starts with
+``keras.Input``, so the model has defined inputs and outputs from the start,
+and ends in ``Dense(num_classes, softmax)``. Layers carry fixed, readable names
+(conv1, pool1, dense1, predictions) so the summary and the report read the same
+for every run.
 
 The parameter counts are the ones the lessons printed (10 classes); each
-docstring shows the arithmetic and ``tests/test_models.py`` checks it. A model
-that differs from a lesson's (mlp_512, cnn_small, mnist_convnet) says so in its
-origin and names the zoo model that is the lesson's exact one; the lesson
-presets (``convscope lessons``) use only the exact ones.
-Add a model:
+docstring shows the arithmetic and ``tests/test_models.py`` checks it, and the
+catalog's declared counts, against the built model. A model that differs from a
+lesson's (mlp_512, cnn_small, mnist_convnet) says so in its origin and names the
+zoo model that is the lesson's exact one; the lesson presets (``convscope
+lessons``) use only the exact ones.
+Add a model: its ``ZooEntry`` in model_catalog.py, then its builder here:
 
-    @register_model("my_cnn", input_shape=(28, 28, 1), origin="my notes", description="...")
+    @register_model("my_cnn")
     def my_cnn(input_shape, num_classes):
         return keras.Sequential([keras.Input(input_shape), ...], name="my_cnn")
 """
 
 from __future__ import annotations
 
-import functools
 import re
 from dataclasses import dataclass
 from typing import Callable
@@ -35,58 +39,51 @@ import keras
 from keras import layers
 
 from convscope.errors import ConvscopeError
+from convscope.model_catalog import MODEL_CATALOG
 from convscope.models.layers import FusedBatchNormalization
-from convscope.text import format_table
-
-MNIST_SHAPE = (28, 28, 1)  # height, width, channels
-CIFAR_SHAPE = (32, 32, 3)
-
-
-@dataclass(frozen=True)
-class ModelEntry:
-    """One registered architecture."""
-
-    name: str
-    build: Callable[[tuple, int], keras.Model]  # (input_shape, num_classes) -> model
-    input_shape: tuple[int, int, int]  # (height, width, channels) it was designed for
-    origin: str  # where the architecture comes from
-    description: str  # one line: the layers in words
 
 
 @dataclass(frozen=True)
 class ModelInfo:
-    """What `convscope models` lists for one architecture."""
+    """What `convscope models` lists for one architecture, with its input in Keras' image order."""
 
     name: str
     num_params: int  # for its default input and 10 classes
+    mflops: float  # per image, forward pass, for its default input and 10 classes
     input_shape: tuple[int, ...]  # default input, in keras.config.image_data_format() order
     origin: str
     description: str
 
 
-MODELS: dict[str, ModelEntry] = {}
+MODELS: dict[str, Callable[[tuple, int], keras.Model]] = {}  # name -> builder (input_shape, num_classes) -> model
 
 
-def register_model(name: str, input_shape: tuple[int, int, int], origin: str, description: str):
+def register_model(name: str):
     """Decorator: file a builder ``(input_shape, num_classes) -> keras.Model`` under ``name``.
 
     Args:
-        name: the name users pass to ``create_model`` and ``--model``.
-        input_shape: (height, width, channels) the architecture was designed for.
-        origin: where it comes from (a lesson, an example script).
-        description: one line describing the layers.
+        name: the name users pass to ``create_model`` and ``--model``; its description,
+            default input and counts are its entry in ``convscope.model_catalog.MODEL_CATALOG``.
 
     Returns:
         The decorator; it returns the builder unchanged.
 
+    Raises:
+        ConvscopeError: the catalog has no entry ``name``.
+
     Example:
-        >>> @register_model("tiny", input_shape=(8, 8, 1), origin="docs", description="Dense 10")
-        ... def tiny(input_shape, num_classes): ...
+        >>> @register_model("mnist_convnet")   # doctest: +SKIP
+        ... def mnist_convnet(input_shape, num_classes): ...
     """
+    if name not in MODEL_CATALOG:
+        raise ConvscopeError(
+            f"model '{name}' has no entry in convscope.model_catalog.MODEL_CATALOG; add its ZooEntry "
+            "(input shape, parameters, multiply-adds, origin, description) there, then register its builder"
+        )
 
     def decorator(build):
         assert name not in MODELS, f"model {name!r} registered twice"
-        MODELS[name] = ModelEntry(name, build, tuple(input_shape), origin, description)
+        MODELS[name] = build
         return build
 
     return decorator
@@ -111,12 +108,12 @@ def build_registered_model(name: str, input_shape: tuple, num_classes: int) -> k
             "(see `convscope models`) or a path to a YAML layer list ending in .yaml"
         )
     try:
-        return MODELS[name].build(tuple(input_shape), int(num_classes))
+        return MODELS[name](tuple(input_shape), int(num_classes))
     except (ValueError, TypeError) as error:
         # Keras refuses, e.g., 3 pooling stages on an 8x8 image ("negative dimension").
         raise ConvscopeError(
             f"model '{name}' cannot take input shape {tuple(input_shape)}: {describe_keras_error(error)}; "
-            f"it was designed for {image_shape(*MODELS[name].input_shape)}"
+            f"it was designed for {image_shape(*MODEL_CATALOG[name].input_shape)}"
         ) from None
 
 
@@ -130,16 +127,11 @@ def describe_keras_error(error: Exception, limit: int = 300) -> str:
     return message if len(message) <= limit else message[:limit] + "..."
 
 
-@functools.lru_cache(maxsize=None)
-def _default_param_count(name: str, input_shape: tuple) -> int:
-    return build_registered_model(name, input_shape, 10).count_params()
-
-
 def list_models() -> list[ModelInfo]:
     """Return every registered architecture, sorted by name.
 
     Returns:
-        One ModelInfo per model, with its parameter count for its default input and 10 classes.
+        One ModelInfo per model: its catalog entry, the input in Keras' image order.
 
     Example:
         >>> [info.name for info in list_models()][:2]
@@ -147,29 +139,9 @@ def list_models() -> list[ModelInfo]:
     """
     infos = []
     for name in sorted(MODELS):
-        entry = MODELS[name]
-        shape = image_shape(*entry.input_shape)
-        infos.append(ModelInfo(name, _default_param_count(name, shape), shape, entry.origin, entry.description))
+        entry = MODEL_CATALOG[name]
+        infos.append(ModelInfo(name, entry.num_params, entry.mflops, image_shape(*entry.input_shape), entry.origin, entry.description))
     return infos
-
-
-def format_models_table(infos: list[ModelInfo] | None = None) -> str:
-    """Return an aligned text table of the registered models for `convscope models`.
-
-    Args:
-        infos: entries to show; None: ``list_models()``.
-
-    Example:
-        >>> print(format_models_table())   # doctest: +SKIP
-        name              params  input       origin ...
-    """
-    infos = list_models() if infos is None else infos
-    header = ("name", "params", "input", "origin", "description")
-    rows = [
-        (info.name, f"{info.num_params:,}", "x".join(str(size) for size in info.input_shape), info.origin, info.description)
-        for info in infos
-    ]
-    return format_table(header, rows, align="lrlll") + "\n(parameters for the default input and 10 classes)"
 
 def _mlp_512(input_shape, num_classes, dropout: float | None, name: str) -> keras.Model:
     """Flatten, two Dense 512 relu (each followed by Dropout ``dropout`` unless None), Dense softmax."""
@@ -211,12 +183,7 @@ def _mnist_convnet(input_shape, num_classes, dropout: float, name: str) -> keras
 # ---------------------------------------------------------------------------
 # 28x28x1 (MNIST-style) lessons
 
-@register_model(
-    "mlp_512",
-    input_shape=MNIST_SHAPE,
-    origin="Keras example mnist_mlp.py (the CNN lecture's MLP has no Dropout: mlp_512_nodropout)",
-    description="Flatten, Dense 512 relu, Dropout .2, Dense 512 relu, Dropout .2, Dense softmax",
-)
+@register_model("mlp_512")
 def mlp_512(input_shape, num_classes):
     """Two hidden layers of 512: 669,706 parameters on 28x28x1, 10 classes.
 
@@ -226,12 +193,7 @@ def mlp_512(input_shape, num_classes):
     return _mlp_512(input_shape, num_classes, dropout=0.2, name="mlp_512")
 
 
-@register_model(
-    "mlp_512_nodropout",
-    input_shape=MNIST_SHAPE,
-    origin="CNN intuition lecture: the MLP before the convolutions",
-    description="Flatten, Dense 512 relu, Dense 512 relu, Dense softmax",
-)
+@register_model("mlp_512_nodropout")
 def mlp_512_nodropout(input_shape, num_classes):
     """The lecture's MLP, without mnist_mlp.py's Dropout: 669,706 parameters on 28x28x1, 10 classes.
 
@@ -240,12 +202,7 @@ def mlp_512_nodropout(input_shape, num_classes):
     return _mlp_512(input_shape, num_classes, dropout=None, name="mlp_512_nodropout")
 
 
-@register_model(
-    "mlp_16x16",
-    input_shape=MNIST_SHAPE,
-    origin="MNIST lesson: smallest MLP",
-    description="Flatten, Dense 16 relu, Dense 16 relu, Dense softmax",
-)
+@register_model("mlp_16x16")
 def mlp_16x16(input_shape, num_classes):
     """Two hidden layers of 16: 13,002 parameters on 28x28x1, 10 classes.
 
@@ -264,12 +221,7 @@ def mlp_16x16(input_shape, num_classes):
     )
 
 
-@register_model(
-    "cnn_single",
-    input_shape=MNIST_SHAPE,
-    origin="MNIST lesson: one convolution",
-    description="Conv 32 3x3 valid relu, Flatten, Dense softmax",
-)
+@register_model("cnn_single")
 def cnn_single(input_shape, num_classes):
     """One convolution straight into the classifier: 216,650 parameters on 28x28x1, 10 classes.
 
@@ -287,12 +239,7 @@ def cnn_single(input_shape, num_classes):
     )
 
 
-@register_model(
-    "cnn_dropout",
-    input_shape=MNIST_SHAPE,
-    origin="MNIST lesson: one convolution, dense head with dropout",
-    description="Conv 32 3x3 valid relu, Dropout .25, Flatten, Dense 128 relu, Dropout .5, Dense softmax",
-)
+@register_model("cnn_dropout")
 def cnn_dropout(input_shape, num_classes):
     """One convolution and a Dense 128 head with dropout: 2,770,634 parameters on 28x28x1, 10 classes.
 
@@ -314,12 +261,7 @@ def cnn_dropout(input_shape, num_classes):
     )
 
 
-@register_model(
-    "cnn_2conv",
-    input_shape=MNIST_SHAPE,
-    origin="Keras example mnist_cnn.py",
-    description="Conv 32 3x3, Conv 64 3x3, MaxPool 2, Dropout .25, Flatten, Dense 128, Dropout .5, Dense softmax",
-)
+@register_model("cnn_2conv")
 def cnn_2conv(input_shape, num_classes):
     """The classic Keras mnist_cnn: 1,199,882 parameters on 28x28x1, 10 classes.
 
@@ -343,12 +285,7 @@ def cnn_2conv(input_shape, num_classes):
     )
 
 
-@register_model(
-    "cnn_pool_dense64",
-    input_shape=MNIST_SHAPE,
-    origin="MNIST lesson: two conv/pool stages, small dense head",
-    description="Conv 32 3x3 same, MaxPool 2, Conv 64 3x3 same, MaxPool 2, Flatten, Dense 64 relu, Dense softmax",
-)
+@register_model("cnn_pool_dense64")
 def cnn_pool_dense64(input_shape, num_classes):
     """Two 'same' conv/pool stages and a Dense 64 head: 220,234 parameters on 28x28x1, 10 classes.
 
@@ -371,12 +308,7 @@ def cnn_pool_dense64(input_shape, num_classes):
     )
 
 
-@register_model(
-    "cnn_small",
-    input_shape=MNIST_SHAPE,
-    origin="the Keras intro blog post's CNN without its two Dropout layers (exact: cnn_small_dropout)",
-    description="Conv 32 3x3 valid relu, MaxPool 2, Flatten, Dense softmax",
-)
+@register_model("cnn_small")
 def cnn_small(input_shape, num_classes):
     """One convolution and one pooling: 54,410 parameters on 28x28x1, 10 classes.
 
@@ -386,12 +318,7 @@ def cnn_small(input_shape, num_classes):
     return _cnn_small(input_shape, num_classes, dropouts=None, name="cnn_small")
 
 
-@register_model(
-    "cnn_small_dropout",
-    input_shape=MNIST_SHAPE,
-    origin="Keras intro blog post: one conv/pool stage with dropout",
-    description="Conv 32 3x3 valid relu, MaxPool 2, Dropout .25, Flatten, Dropout .5, Dense softmax",
-)
+@register_model("cnn_small_dropout")
 def cnn_small_dropout(input_shape, num_classes):
     """The blog post's CNN: cnn_small with its two Dropout layers, 54,410 parameters on 28x28x1, 10 classes.
 
@@ -401,12 +328,7 @@ def cnn_small_dropout(input_shape, num_classes):
     return _cnn_small(input_shape, num_classes, dropouts=(0.25, 0.5), name="cnn_small_dropout")
 
 
-@register_model(
-    "mnist_convnet",
-    input_shape=MNIST_SHAPE,
-    origin="keras.io example 'Simple MNIST convnet' (the neural-networks lesson uses Dropout .2: mnist_convnet_dropout02)",
-    description="Conv 32 3x3, MaxPool 2, Conv 64 3x3, MaxPool 2, Flatten, Dropout .5, Dense softmax",
-)
+@register_model("mnist_convnet")
 def mnist_convnet(input_shape, num_classes):
     """The keras.io simple MNIST convnet: 34,826 parameters on 28x28x1, 10 classes.
 
@@ -417,12 +339,7 @@ def mnist_convnet(input_shape, num_classes):
     return _mnist_convnet(input_shape, num_classes, dropout=0.5, name="mnist_convnet")
 
 
-@register_model(
-    "mnist_convnet_dropout02",
-    input_shape=MNIST_SHAPE,
-    origin="neural-networks lesson: the simple MNIST convnet with Dropout .2",
-    description="Conv 32 3x3, MaxPool 2, Conv 64 3x3, MaxPool 2, Flatten, Dropout .2, Dense softmax",
-)
+@register_model("mnist_convnet_dropout02")
 def mnist_convnet_dropout02(input_shape, num_classes):
     """mnist_convnet with the lesson's Dropout 0.2 instead of 0.5: 34,826 parameters on 28x28x1, 10 classes.
 
@@ -431,12 +348,7 @@ def mnist_convnet_dropout02(input_shape, num_classes):
     return _mnist_convnet(input_shape, num_classes, dropout=0.2, name="mnist_convnet_dropout02")
 
 
-@register_model(
-    "mnist_fast",
-    input_shape=MNIST_SHAPE,
-    origin="convscope: the fast preset's model",
-    description="Conv 16 5x5 stride 2, BatchNorm, Conv 32 3x3, MaxPool 2, BatchNorm, Flatten, Dense 128 relu, Dense softmax",
-)
+@register_model("mnist_fast")
 def mnist_fast(input_shape, num_classes):
     """A small conv net that learns MNIST in 2 epochs: 109,066 parameters on 28x28x1, 10 classes.
 
@@ -474,12 +386,7 @@ def mnist_fast(input_shape, num_classes):
 # ---------------------------------------------------------------------------
 # 32x32x3 (CIFAR-10-style) lessons
 
-@register_model(
-    "cifar_cnn",
-    input_shape=CIFAR_SHAPE,
-    origin="CIFAR-10 lesson: three conv/pool stages, Dense 500",
-    description="Conv 16/32/64 3x3 same each + MaxPool 2, Dropout .3, Flatten, Dense 500 relu, Dropout .4, Dense softmax",
-)
+@register_model("cifar_cnn")
 def cifar_cnn(input_shape, num_classes):
     """Three 'same' conv/pool stages doubling the filters: 541,094 parameters on 32x32x3, 10 classes.
 
@@ -507,12 +414,7 @@ def cifar_cnn(input_shape, num_classes):
     )
 
 
-@register_model(
-    "cifar_elu",
-    input_shape=CIFAR_SHAPE,
-    origin="CIFAR-10 lesson: all-convolutional with ELU",
-    description="Conv 16 5x5, 16, 32/2, 32, 64/2, 64 (3x3 same ELU), GlobalMaxPool, Dropout .5, Dense softmax",
-)
+@register_model("cifar_elu")
 def cifar_elu(input_shape, num_classes):
     """Strided convolutions instead of pooling, ELU: 73,498 parameters on 32x32x3, 10 classes.
 
