@@ -34,18 +34,20 @@ def test_fast_preset_resolves_from_flags_and_yaml(tmp_path):
 
 
 def test_flags_override_the_fast_preset():
-    config = resolve_config(overrides={"train": {"preset": "fast", "epochs": 1}, "model": {"name": "cnn_small"}})
-    assert (config.train.epochs, config.model.name) == (1, "cnn_small")
+    config = resolve_config(overrides={"train": {"preset": "fast", "epochs": 3}, "model": {"name": "cnn_small"}})
+    assert (config.train.epochs, config.model.name) == (3, "cnn_small")
     assert config.train.batch_size == PRESETS["fast"]["train"]["batch_size"]
 
 
 @pytest.mark.slow
-def test_fast_preset_trains_on_a_slice_of_the_sample(tmp_path):
-    code = main(["train", "--preset", "fast", "--limit-train", "256", "--epochs", "1", "--out", str(tmp_path), "--name", "fast"])
+@pytest.mark.parametrize("preset", ["fast", "best"])
+def test_preset_trains_on_a_slice_of_the_sample(tmp_path, preset):
+    code = main(["train", "--preset", preset, "--limit-train", "256", "--epochs", "1", "--out", str(tmp_path), "--name", preset])
     assert code == 0
-    run = tmp_path / "fast"
+    run = tmp_path / preset
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["epochs_run"] == 1
     assert 0.0 <= metrics["test_accuracy"] <= 1.0
     saved = (run / "config.yaml").read_text()
-    assert "preset: fast" in saved and PRESETS["fast"]["model"]["name"] in saved
+    assert f"preset: {preset}" in saved and PRESETS[preset]["model"]["name"] in saved
+    assert ("augment: shift=0.1,rotate=10" in saved) == (preset == "best")

@@ -153,6 +153,32 @@ def fused_batch_norm(x, scale, offset, epsilon: float):
     return y, mean, variance * (count - 1.0) / count
 
 
+def fused_adam_update(variable, momentum, velocity, gradient, learning_rate, beta_1, beta_2, epsilon, step) -> bool:
+    """One Adam step for ``variable`` as one kernel; False where none applies (the caller then runs Keras').
+
+    TensorFlow's ResourceApplyAdam computes what Keras' Adam.update_step does, in the same
+    order: ``m += (g - m)(1 - beta_1)``, ``v += (g^2 - v)(1 - beta_2)``, ``variable -= m *
+    lr * sqrt(1 - beta_2^step) / (1 - beta_1^step) / (sqrt(v) + epsilon)``, where Keras
+    emits a dozen operations per variable. Not for other backends, sparse gradients, or
+    under a distribution strategy (its per-replica variables are updated Keras' way).
+    """
+    if keras.backend.backend() != "tensorflow":
+        return False
+    import tensorflow as tf  # lazy: only the TensorFlow backend has it
+
+    if tf.distribute.has_strategy() or isinstance(gradient, tf.IndexedSlices):
+        return False
+    dtype = variable.dtype
+    step = tf.cast(step, dtype)
+    tf.raw_ops.ResourceApplyAdam(
+        var=variable.handle, m=momentum.handle, v=velocity.handle,
+        beta1_power=tf.pow(tf.cast(beta_1, dtype), step), beta2_power=tf.pow(tf.cast(beta_2, dtype), step),
+        lr=tf.cast(learning_rate, dtype), beta1=tf.cast(beta_1, dtype), beta2=tf.cast(beta_2, dtype),
+        epsilon=tf.cast(epsilon, dtype), grad=tf.cast(gradient, dtype),
+    )
+    return True
+
+
 def describe_backend() -> dict:
     """Versions and device facts for environment.json."""
     info = {"backend": keras.backend.backend(), "keras": keras.__version__, "image_data_format": keras.config.image_data_format()}
