@@ -305,10 +305,16 @@ def print_utilisation_table(rows: list[dict]) -> None:
             f"{row['utilisation']:11.3f} {row['cpu_utilisation']:9.3f}"
             + (f"  (not counted: {', '.join(row['uncounted'])})" if row["uncounted"] else "")
         )
+    print("(utilisation: the median of each run's ratio to the matmul timed around it, so not the ratio of the medians shown)")
     for row in rows:
         if row["model"] == TARGET_MODEL:
             verdict = "met" if row["utilisation"] >= UTILISATION_TARGET else "NOT met"
             print(f"\n{TARGET_MODEL}: utilisation {row['utilisation']:.3f} (target >= {UTILISATION_TARGET}): {verdict}; per CPU second {row['cpu_utilisation']:.3f}")
+    if os.getloadavg()[0] > os.cpu_count():
+        print(
+            f"Load average {load_average()} on {os.cpu_count()} cores: other jobs took CPU time from the matmul and the training "
+            "at different moments, so the wall-clock utilisations are disturbed; the per-CPU-second ones much less"
+        )
 
 
 def print_comparison(names: list[str], results: dict, labels: tuple[str, str]) -> None:
