@@ -1,5 +1,8 @@
 """keras_compat.predict_outputs: the outputs of model.predict, from one traced loop over many batches."""
 
+import gc
+import weakref
+
 import keras
 import numpy as np
 import pytest
@@ -93,3 +96,13 @@ def test_no_inputs_is_one_clear_error(small_data):
     model = build("mnist_convnet", small_data)
     with pytest.raises(ConvscopeError, match="0 inputs"):
         predict_outputs(model, small_data.x_test[:0], 16)
+
+
+def test_the_kept_function_does_not_keep_the_model_alive(small_data):
+    model = build("mnist_convnet", small_data)
+    predict_outputs(model, small_data.x_test[:10], 4)
+    assert model in keras_compat._forward_functions
+    alive = weakref.ref(model)
+    del model
+    gc.collect()
+    assert alive() is None

@@ -516,29 +516,31 @@ class _BatchLoop:
 
     A callable object rather than a closure: TensorFlow counts traces per function code,
     and one closure shared by many models (a sweep, a comparison) would draw its
-    "frequent retracing" warning although each model traces once.
+    "frequent retracing" warning although each model traces once. It holds the model
+    weakly: the function is kept in a WeakKeyDictionary under the model, which a strong
+    reference from the value would keep alive for ever.
     """
 
     def __init__(self, model, batch_size: int):
-        self.model, self.batch_size = model, batch_size
-        self.output_dtype = model.outputs[0].dtype
+        self.model, self.batch_size = weakref.ref(model), batch_size
+        self.input_shape, self.input_dtype, self.output_dtype = model.inputs[0].shape, model.inputs[0].dtype, model.outputs[0].dtype
 
     def traced(self):
         import tensorflow as tf  # lazy: only the TensorFlow backend has it
 
-        signature = tf.TensorSpec([None, *self.model.inputs[0].shape[1:]], self.model.inputs[0].dtype)
+        signature = tf.TensorSpec([None, *self.input_shape[1:]], self.input_dtype)
         return tf.function(self, input_signature=[signature], autograph=False)
 
     def __call__(self, images):
         import tensorflow as tf  # lazy: only the TensorFlow backend has it
 
-        size = self.batch_size
+        size, model = self.batch_size, self.model()
         steps = (tf.shape(images)[0] + size - 1) // size
         results = tf.TensorArray(self.output_dtype, size=steps, infer_shape=False)
 
         def step(index, results):
             batch = images[index * size : (index + 1) * size]
-            return index + 1, results.write(index, self.model(batch, training=False))
+            return index + 1, results.write(index, model(batch, training=False))
 
         _, results = tf.while_loop(lambda index, _: index < steps, step, (0, results), parallel_iterations=PARALLEL_BATCHES)
         return results.concat()
