@@ -451,13 +451,10 @@ def predict_outputs(model, x, batch_size: int = 256) -> np.ndarray:
     normalization uses its moving statistics, as in ``predict``; the outputs are the
     same to float rounding. Any other backend or model goes through ``model.predict``.
 
-    mnist_convnet, 10,000 MNIST test images, batch 256, 2 shared cores (load 6), medians
-    of 5 in one process: ``predict`` 14,900 images/s; one traced call per batch 18,100;
-    this loop 27,300 with one batch at a time, 25,100 with 2, 30,800 with 4
-    (PARALLEL_BATCHES), 33,700 with 10. cnn_2conv, whose convolutions are most of its
-    time, ran 4,200-4,600 images/s every way. A group bounds the memory: its input, its
-    outputs and the activations of PARALLEL_BATCHES batches (fewer when a batch of large
-    images leaves fewer in a group).
+    mnist_convnet, 10,000 test images, batch 256, 2 shared cores: ``predict`` 14,900
+    images/s, one traced call per batch 18,100, this loop 30,800 (bench/README.md,
+    "Inference"). Memory stays bounded: a group's input and the activations of at most
+    PARALLEL_BATCHES batches (large images leave fewer batches in a group).
 
     Args:
         model: a built Keras model.
