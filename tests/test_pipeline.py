@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import confusion_matrix
 
+from convscope import keras_compat
 from convscope.config import Config
 from convscope.pipeline import run
 
@@ -22,25 +23,26 @@ def image_count(x) -> int | None:
 
 @pytest.fixture(scope="module")
 def finished(tmp_path_factory):
-    """A whole `run` on 256 sample images, recording the images of every predict and evaluate call."""
+    """A whole `run` on 256 sample images, recording the images of every predict, evaluate and predict_outputs call."""
     config = Config()
     config.model.name, config.train.epochs = "cnn_single", 1
     config.data.limit_train = 256
     config.run.out, config.run.name = str(tmp_path_factory.mktemp("runs")), "run"
     calls = []
 
-    def recorded(name):
-        original = getattr(keras.Model, name)
+    def recorded(owner, name):
+        original = getattr(owner, name)
 
-        def call(self, x=None, *args, **kwargs):
+        def call(model, x=None, *args, **kwargs):
             calls.append((name, image_count(x)))
-            return original(self, x, *args, **kwargs)
+            return original(model, x, *args, **kwargs)
 
         return call
 
     with pytest.MonkeyPatch.context() as patch:
         for name in ("predict", "evaluate"):
-            patch.setattr(keras.Model, name, recorded(name))
+            patch.setattr(keras.Model, name, recorded(keras.Model, name))
+        patch.setattr(keras_compat, "predict_outputs", recorded(keras_compat, "predict_outputs"))
         result = run(config)
     return result, calls
 
@@ -49,7 +51,7 @@ def test_the_test_set_is_predicted_once(finished):
     # Before, training scored the test set with Keras' evaluate and the evaluate stage predicted it again.
     result, calls = finished
     num_test = result.metrics["evaluation"]["num_test"]
-    assert [name for name, count in calls if count == num_test] == ["predict"], calls
+    assert [name for name, count in calls if count == num_test] == ["predict_outputs"], calls
     assert result.metrics["test_accuracy"] == result.metrics["evaluation"]["accuracy"]  # one computation
 
 

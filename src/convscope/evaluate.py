@@ -208,7 +208,7 @@ def evaluate(
         x_test: test images, shaped as the model expects.
         y_test: integer class indices (or one-hot rows), one per image.
         class_names: display names, one per model output; default "0".."n-1".
-        batch_size: images per ``model.predict`` batch.
+        batch_size: images per model call (``keras_compat.predict_outputs``).
         top_k: the k of the top-k accuracies (k >= num_classes is skipped).
 
     Returns:
@@ -226,10 +226,11 @@ def evaluate(
             f"x_test has {num_images} images but y_test has {len(y_test)} labels; "
             "expected one label per image; pass matching arrays"
         )
+    from convscope.keras_compat import predict_outputs  # lazy: compare and the plots import this module without Keras
     # streamed images (a large folder) are read batch by batch, never all at once
     inputs = stream_batches(x_test, None, batch_size) if is_streamed(x_test) else x_test
     with pipeline_errors(x_test):
-        probabilities = model.predict(inputs, batch_size=None if is_streamed(x_test) else batch_size, verbose=0)
+        probabilities = predict_outputs(model, inputs, batch_size=batch_size)
     if isinstance(probabilities, (list, tuple, dict)):
         raise ConvscopeError(
             f"model has {len(probabilities)} outputs; expected a classifier with one output of shape (N, num_classes)"

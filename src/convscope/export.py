@@ -221,9 +221,11 @@ def export_model(model, path: str | Path, format: str, inputs: np.ndarray, metad
     """
     export_format = check_format(format)
     check_extra(export_format)
+    from convscope.keras_compat import predict_outputs  # lazy: imports Keras, which the caller's model already loaded
+
     started = time.perf_counter()
     try:
-        expected = to_probabilities(model.predict(inputs, verbose=0, batch_size=len(inputs)))
+        expected = to_probabilities(predict_outputs(model, inputs, batch_size=len(inputs)))
     except ValueError as error:  # Keras: the inputs do not fit the model
         reason = " ".join(str(error).split())[:300]
         raise ConvscopeError(f"{label}: the model cannot take the {inputs.shape[1:]} test images ({reason}); export a model trained on this dataset") from None

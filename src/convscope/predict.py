@@ -214,7 +214,9 @@ def predict_images(run_dir: str | Path, images: list[str | Path], top_k: int = 3
     spec = read_input_spec(run, model)
     paths = expand_image_paths(images)
     inputs, _ = prepare_images(paths, spec)
-    probabilities = to_probabilities(model.predict(inputs, verbose=0, batch_size=256))
+    from convscope.keras_compat import predict_outputs  # lazy: predicting from an .onnx file imports this module without Keras
+
+    probabilities = to_probabilities(predict_outputs(model, inputs, batch_size=256))
     names = spec.class_names_for(probabilities.shape[1])
     return PredictionResult(run.path, paths, probabilities, names, min(top_k, probabilities.shape[1]))
 
