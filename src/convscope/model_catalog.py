@@ -107,7 +107,7 @@ MODEL_CATALOG: dict[str, ZooEntry] = {
         ),
         ZooEntry(
             "mnist_fast", MNIST_SHAPE, 109_066, 622_080,
-            "convscope: the fast preset's model",
+            "convscope: the fast and best presets' model",
             "Conv 16 5x5 stride 2, BatchNorm, Conv 32 3x3, MaxPool 2, BatchNorm, Flatten, Dense 128 relu, Dense softmax",
         ),
         # 32x32x3 (CIFAR-10-style) lessons

@@ -350,7 +350,7 @@ def mnist_convnet_dropout02(input_shape, num_classes):
 
 @register_model("mnist_fast")
 def mnist_fast(input_shape, num_classes):
-    """A small conv net that learns MNIST in 2 epochs: 109,066 parameters on 28x28x1, 10 classes.
+    """A small conv net that learns MNIST to about 99% in one epoch: 109,066 parameters on 28x28x1, 10 classes.
 
     conv1: (5*5*1 + 1)*16 = 416, floor((28-5)/2) + 1 = 12, 12x12x16; norm1: 4*16 = 64 (32 trained);
     conv2: (3*3*16 + 1)*32 = 4,640, 10x10x32; pool2: 5x5x32; norm2: 4*32 = 128 (64 trained);
@@ -363,7 +363,7 @@ def mnist_fast(input_shape, num_classes):
     and 72 for cnn_2conv. The stride-2 first convolution never makes a full 26x26 map:
     the ReLU, pooling and their gradients on such maps cost more time than their FLOPs
     suggest. Batch normalization sits after the activation, in TensorFlow's fused kernel
-    (FusedBatchNormalization); no dropout: two epochs are too few to overfit.
+    (FusedBatchNormalization); no dropout: one epoch is too few to overfit, and the best preset augments its images instead.
     """
     return keras.Sequential(
         [
