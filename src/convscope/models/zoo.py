@@ -363,7 +363,8 @@ def mnist_fast(input_shape, num_classes):
     and 72 for cnn_2conv. The stride-2 first convolution never makes a full 26x26 map:
     the ReLU, pooling and their gradients on such maps cost more time than their FLOPs
     suggest. Batch normalization sits after the activation, in TensorFlow's fused kernel
-    (FusedBatchNormalization); no dropout: one epoch is too few to overfit, and the best preset augments its images instead.
+    (FusedBatchNormalization); no dropout: one epoch is too few to overfit, and the best
+    preset augments its images instead.
     """
     return keras.Sequential(
         [
