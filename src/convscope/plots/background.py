@@ -4,13 +4,16 @@
         ...                                       # import TensorFlow, train
         figures.start_evaluation_figures(result, images, run.plots_dir, history=history)
         ...                                       # inspect: Grad-CAM and its figures, here
-        paths = figures.wait()                    # {name: path}, once every evaluation figure is on disk
+        paths = figures.wait()                    # helps with the figures left, then {name: path}
 
 Why: matplotlib draws in Python, on one core, holding the interpreter's lock;
 after training, `convscope run` on full MNIST spends ~1.4 s drawing the twelve
 evaluation figures and ~0.7 s inspecting the model, one after the other, while
 the second core waits. In a process of their own, the evaluation figures are
-drawn beside the inspection. The process is a fresh interpreter ("spawn"): it
+drawn beside the inspection; when the inspection is done, ``wait`` draws the
+figures the process has not started yet, from the end of the list (each side
+claims a figure in a shared array before drawing it, so each is drawn once).
+The process is a fresh interpreter ("spawn"): it
 imports numpy and matplotlib, never TensorFlow, and inherits no thread and no
 open file of this one (the run folder's lock stays here).
 
@@ -32,6 +35,7 @@ from pathlib import Path
 from convscope.errors import ConvscopeError
 
 STOP_SECONDS = 5  # how long close() waits for the process to leave before ending it
+MAX_FIGURES = 32  # claim flags shared with the process; plan_evaluation_figures makes at most 13
 
 
 class FigureProcess:
@@ -40,28 +44,45 @@ class FigureProcess:
     def __init__(self):
         context = multiprocessing.get_context("spawn")
         self._connection, child_end = context.Pipe()
-        self._process = context.Process(target=serve_figures, args=(child_end,), name="convscope-figures", daemon=True)
+        self._claimed = context.Array("b", MAX_FIGURES)  # 1: a process has taken that figure of the plan
+        self._process = context.Process(target=serve_figures, args=(child_end, self._claimed), name="convscope-figures", daemon=True)
         with sigint_ignored():  # inherited through exec: Ctrl-C never prints a traceback from the child
             self._process.start()
         child_end.close()
-        self._pending = False
+        self._job: dict | None = None
+
+    @property
+    def _pending(self) -> bool:
+        return self._job is not None
 
     def start_evaluation_figures(self, result, images, out_dir: str | Path, **figures) -> None:
         """Hand ``save_evaluation_figures(result, images, out_dir, **figures)`` to the process; return at once."""
         if self._pending:
             raise RuntimeError("the figure process is still drawing the previous job; wait() for it first")
-        self._send({"result": result, "images": images, "out_dir": Path(out_dir), **figures})
-        self._pending = True
+        with self._claimed.get_lock():
+            self._claimed[:] = [0] * MAX_FIGURES
+        job = {"result": result, "images": images, "out_dir": Path(out_dir), **figures}
+        self._send(job)
+        self._job = job
 
     def wait(self) -> dict[str, Path]:
-        """Wait for the figures of the last job; return {name: path} as ``save_evaluation_figures`` does.
+        """Draw the figures the process has not taken yet, wait for the rest; return {name: path} as ``save_evaluation_figures`` does.
 
         Raises:
-            What drawing raised in the process; ConvscopeError if the process ended without an answer.
+            What drawing raised, here or in the process; ConvscopeError if the process ended without an answer.
         """
         if not self._pending:
             raise RuntimeError("no figures were handed to the figure process")
-        self._pending = False
+        job, self._job = self._job, None
+        try:
+            drawn_here = draw_claimed(job, self._claimed, from_end=True)
+        except Exception:  # the same job fails there too, or has finished: its answer must not be read as the next one's
+            with contextlib.suppress(Exception):
+                self._answer()
+            raise
+        return {**self._answer(), **drawn_here}
+
+    def _answer(self) -> dict[str, Path]:
         try:
             kind, value = self._connection.recv()
         except EOFError:
@@ -113,10 +134,33 @@ def sigint_ignored():
         signal.signal(signal.SIGINT, previous)
 
 
-def serve_figures(connection) -> None:
+def draw_claimed(job: dict, claimed, from_end: bool) -> dict[str, Path]:
+    """Draw and save the job's figures one by one, each claimed first; stop when all are taken. Return {name: path}."""
+    from convscope.plots.common import save_figure  # lazy: the command starts the process before it imports matplotlib
+    from convscope.plots.evaluation import plan_evaluation_figures  # lazy: as above
+
+    job = dict(job)
+    out_dir = job.pop("out_dir")
+    plan = plan_evaluation_figures(**job)
+    names = list(plan)
+    assert len(names) <= MAX_FIGURES, len(names)
+    order = names[::-1] if from_end else names
+    paths = {}
+    for name in order:
+        with claimed.get_lock():
+            index = names.index(name)
+            if claimed[index]:
+                continue
+            claimed[index] = 1
+        paths[name] = save_figure(plan[name](), out_dir / f"{name}.png")
+    return paths
+
+
+def serve_figures(connection, claimed) -> None:
     """The process' loop: draw each job's figures and send back ("done", paths) or ("error", exception)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and ends this process
-    from convscope.plots.evaluation import save_evaluation_figures  # lazy: imported in the child, not in the command's start
+    # lazy: loads matplotlib here, while the parent imports TensorFlow, before the first job
+    import convscope.plots.evaluation  # noqa: F401
 
     while True:
         try:
@@ -126,7 +170,7 @@ def serve_figures(connection) -> None:
         if job is None:
             return
         try:
-            answer = ("done", save_evaluation_figures(**job))
+            answer = ("done", draw_claimed(job, claimed, from_end=False))
         except BaseException as error:  # every failure goes back to be raised in the parent
             answer = ("error", error)
         try:
