@@ -12,7 +12,9 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -74,6 +76,7 @@ def test_figures_from_the_process_are_the_bytes_drawn_here(figures, evaluation, 
     assert sorted(there) == sorted(here) and "training_curves" in there
     for name in here:
         assert there[name].read_bytes() == here[name].read_bytes(), name
+    assert not list(Path(tempfile.gettempdir()).glob("convscope-figure-claims-*"))  # the claims' scratch folder is gone
 
 
 def test_an_error_while_drawing_comes_back_as_itself(figures, evaluation, tmp_path):

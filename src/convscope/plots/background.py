@@ -11,8 +11,11 @@ after training, `convscope run` on full MNIST spends ~1.4 s drawing the twelve
 evaluation figures and ~0.7 s inspecting the model, one after the other, while
 the second core waits. In a process of their own, the evaluation figures are
 drawn beside the inspection; when the inspection is done, ``wait`` draws the
-figures the process has not started yet, from the end of the list (each side
-claims a figure in a shared array before drawing it, so each is drawn once).
+figures the process has not started yet, from the end of the list. Each side
+claims a figure before drawing it by creating its marker file in a scratch
+folder (``O_EXCL``: exactly one side succeeds), so each is drawn once; a
+shared array would need a lock, whose named semaphore starts multiprocessing's
+resource-tracker process.
 The process is a fresh interpreter ("spawn"): it
 imports numpy and matplotlib, never TensorFlow, and inherits no thread and no
 open file of this one (the run folder's lock stays here).
@@ -28,14 +31,16 @@ from __future__ import annotations
 
 import contextlib
 import multiprocessing
+import os
+import shutil
 import signal
+import tempfile
 import threading
 from pathlib import Path
 
 from convscope.errors import ConvscopeError
 
 STOP_SECONDS = 5  # how long close() waits for the process to leave before ending it
-MAX_FIGURES = 32  # claim flags shared with the process; plan_evaluation_figures makes at most 13
 
 
 class FigureProcess:
@@ -44,8 +49,7 @@ class FigureProcess:
     def __init__(self):
         context = multiprocessing.get_context("spawn")
         self._connection, child_end = context.Pipe()
-        self._claimed = context.Array("b", MAX_FIGURES)  # 1: a process has taken that figure of the plan
-        self._process = context.Process(target=serve_figures, args=(child_end, self._claimed), name="convscope-figures", daemon=True)
+        self._process = context.Process(target=serve_figures, args=(child_end,), name="convscope-figures", daemon=True)
         with sigint_ignored():  # inherited through exec: Ctrl-C never prints a traceback from the child
             self._process.start()
         child_end.close()
@@ -59,11 +63,14 @@ class FigureProcess:
         """Hand ``save_evaluation_figures(result, images, out_dir, **figures)`` to the process; return at once."""
         if self._pending:
             raise RuntimeError("the figure process is still drawing the previous job; wait() for it first")
-        with self._claimed.get_lock():
-            self._claimed[:] = [0] * MAX_FIGURES
+        claims = Path(tempfile.mkdtemp(prefix="convscope-figure-claims-"))
         job = {"result": result, "images": images, "out_dir": Path(out_dir), **figures}
-        self._send(job)
-        self._job = job
+        try:
+            self._send({**job, "claims": claims})
+        except BaseException:
+            shutil.rmtree(claims, ignore_errors=True)
+            raise
+        self._job = {**job, "claims": claims}
 
     def wait(self) -> dict[str, Path]:
         """Draw the figures the process has not taken yet, wait for the rest; return {name: path} as ``save_evaluation_figures`` does.
@@ -75,12 +82,15 @@ class FigureProcess:
             raise RuntimeError("no figures were handed to the figure process")
         job, self._job = self._job, None
         try:
-            drawn_here = draw_claimed(job, self._claimed, from_end=True)
-        except Exception:  # the same job fails there too, or has finished: its answer must not be read as the next one's
-            with contextlib.suppress(Exception):
-                self._answer()
-            raise
-        return {**self._answer(), **drawn_here}
+            try:
+                drawn_here = draw_claimed(job, from_end=True)
+            except Exception:  # the same job fails there too, or has finished: its answer must not be read as the next one's
+                with contextlib.suppress(Exception):
+                    self._answer()
+                raise
+            return {**self._answer(), **drawn_here}
+        finally:
+            shutil.rmtree(job["claims"], ignore_errors=True)
 
     def _answer(self) -> dict[str, Path]:
         try:
@@ -93,14 +103,18 @@ class FigureProcess:
         return value
 
     def close(self) -> None:
-        """Stop the process (at once if it is still drawing) and release the pipe."""
-        with contextlib.suppress(OSError):
-            self._connection.send(None)  # the loop's end; a process already gone has closed the pipe
-        self._process.join(timeout=0 if self._pending else STOP_SECONDS)
-        if self._process.is_alive():
-            self._process.terminate()
-            self._process.join(timeout=STOP_SECONDS)
+        """End the process at once and release the pipe.
+
+        Every answered job's figures are on disk, so nothing is lost; ending it beats waiting for its own
+        interpreter teardown (~0.1 s). A job still being drawn (an error or Ctrl-C here) leaves at most
+        ``save_figure``'s temporary file, never a half-written PNG.
+        """
+        self._process.terminate()  # SIGTERM: the process has no handler for it
+        self._process.join(timeout=STOP_SECONDS)
         self._connection.close()
+        if self._job is not None:  # handed over, never waited for
+            shutil.rmtree(self._job["claims"], ignore_errors=True)
+            self._job = None
 
     def __enter__(self) -> FigureProcess:
         return self
@@ -134,29 +148,25 @@ def sigint_ignored():
         signal.signal(signal.SIGINT, previous)
 
 
-def draw_claimed(job: dict, claimed, from_end: bool) -> dict[str, Path]:
+def draw_claimed(job: dict, from_end: bool) -> dict[str, Path]:
     """Draw and save the job's figures one by one, each claimed first; stop when all are taken. Return {name: path}."""
     from convscope.plots.common import save_figure  # lazy: the command starts the process before it imports matplotlib
     from convscope.plots.evaluation import plan_evaluation_figures  # lazy: as above
 
     job = dict(job)
-    out_dir = job.pop("out_dir")
+    out_dir, claims = job.pop("out_dir"), job.pop("claims")
     plan = plan_evaluation_figures(**job)
-    names = list(plan)
-    assert len(names) <= MAX_FIGURES, len(names)
-    order = names[::-1] if from_end else names
     paths = {}
-    for name in order:
-        with claimed.get_lock():
-            index = names.index(name)
-            if claimed[index]:
-                continue
-            claimed[index] = 1
+    for name in reversed(plan) if from_end else plan:
+        try:
+            os.close(os.open(claims / name, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+        except FileExistsError:  # the other side has it
+            continue
         paths[name] = save_figure(plan[name](), out_dir / f"{name}.png")
     return paths
 
 
-def serve_figures(connection, claimed) -> None:
+def serve_figures(connection) -> None:
     """The process' loop: draw each job's figures and send back ("done", paths) or ("error", exception)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and ends this process
     # lazy: loads matplotlib here, while the parent imports TensorFlow, before the first job
@@ -170,7 +180,7 @@ def serve_figures(connection, claimed) -> None:
         if job is None:
             return
         try:
-            answer = ("done", draw_claimed(job, claimed, from_end=False))
+            answer = ("done", draw_claimed(job, from_end=False))
         except BaseException as error:  # every failure goes back to be raised in the parent
             answer = ("error", error)
         try:
