@@ -107,13 +107,14 @@ def time_command(flags: list[str], out: str, name: str, source: str | None = Non
     if source is not None:  # another tree's src/ (e.g. the commit before a change)
         env["PYTHONPATH"] = source
     command = [sys.executable, "-m", "convscope", "run", *flags, "--out", out, "--name", name]
-    started = time.perf_counter()
+    started, used = time.perf_counter(), resource.getrusage(resource.RUSAGE_CHILDREN)
     subprocess.run(command, check=True, capture_output=True, text=True, env=env)
-    wall = time.perf_counter() - started
+    wall, ended = time.perf_counter() - started, resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = ended.ru_utime + ended.ru_stime - used.ru_utime - used.ru_stime  # the command and the processes it waited for
     run = Path(out) / name
     stages = json.loads((run / "environment.json").read_text())["stage_seconds"]
     metrics = json.loads((run / "metrics.json").read_text())
-    return {"wall": wall, "stages": stages, "loop": metrics.get("last_session_seconds"), "accuracy": metrics.get("test_accuracy")}
+    return {"wall": wall, "cpu": cpu, "stages": stages, "loop": metrics.get("last_session_seconds"), "accuracy": metrics.get("test_accuracy")}
 
 
 def end_to_end_line(timed: dict) -> str:
@@ -132,7 +133,7 @@ def end_to_end_line(timed: dict) -> str:
 def describe_command(timed: dict) -> str:
     stages = ", ".join(f"{stage} {seconds:.1f}" for stage, seconds in timed["stages"].items())
     outside = timed["wall"] - sum(timed["stages"].values())
-    return f"wall {timed['wall']:.1f} s = stages ({stages}) + {outside:.1f} s outside them (start-up, imports, data, exit)"
+    return f"CPU {timed['cpu']:.1f} s, wall {timed['wall']:.1f} s = stages ({stages}) + {outside:.1f} s outside them (start-up, imports, data, exit)"
 
 
 def compare_commands(flags: list[str], before: str, repeats: int) -> None:
@@ -148,7 +149,7 @@ def compare_commands(flags: list[str], before: str, repeats: int) -> None:
     print(f"\nmedians of {repeats} (before: {before}; after: {here}):")
     keys = sorted({key for timed in results["after"] + results["before"] for key in timed["stages"]}, key=lambda key: (key not in STAGES, STAGES.index(key) if key in STAGES else 0))
     print(f"  {'':28s} {'before':>7s} {'after':>7s}")
-    rows = [("command wall", lambda timed: timed["wall"])]
+    rows = [("command CPU, all processes", lambda timed: timed["cpu"]), ("command wall", lambda timed: timed["wall"])]
     rows += [(f"stage {key}", lambda timed, key=key: timed["stages"].get(key, 0.0)) for key in keys]
     rows += [("outside the stages", lambda timed: timed["wall"] - sum(timed["stages"].values()))]
     rows += [("epoch loop", lambda timed: timed["loop"]), ("everything but training", lambda timed: timed["wall"] - timed["stages"]["train"])]

@@ -94,19 +94,19 @@ def test_ctrl_c_does_not_reach_the_drawing_process(figures, evaluation, tmp_path
     result, images = evaluation
     figures.start_evaluation_figures(result, None, tmp_path)
     assert "reliability" in figures.wait()
-    assert figures._process.is_alive()
+    assert figures._process.poll() is None
 
 
 def test_a_process_that_died_is_one_clear_error_and_close_leaves_nothing(evaluation, tmp_path):
     result, _ = evaluation
     process = FigureProcess()
     process._process.kill()
-    process._process.join(timeout=30)
+    process._process.wait(timeout=30)
     with pytest.raises(ConvscopeError, match="process drawing the evaluation figures ended unexpectedly .*convscope evaluate RUN"):
         process.start_evaluation_figures(result, None, tmp_path)
         process.wait()
     process.close()
-    assert not process._process.is_alive()
+    assert process._process.poll() is not None
 
 
 def test_close_ends_a_process_still_drawing(evaluation, tmp_path):
@@ -115,7 +115,7 @@ def test_close_ends_a_process_still_drawing(evaluation, tmp_path):
     process.start_evaluation_figures(result, images, tmp_path)
     started = time.monotonic()
     process.close()
-    assert not process._process.is_alive() and time.monotonic() - started < 10
+    assert process._process.poll() is not None and time.monotonic() - started < 10
 
 
 # ---------------------------------------------------------------- the quick exit
@@ -155,3 +155,27 @@ def test_the_command_exits_with_its_code_through_python_m(tmp_path):
     assert bad.returncode == 2 and bad.stderr.startswith("convscope: error: ")
     listing = subprocess.run([sys.executable, "-m", "convscope", "models"], capture_output=True, text=True, timeout=120, env=env, cwd=tmp_path)
     assert listing.returncode == 0 and "mnist_convnet" in listing.stdout
+
+
+# ---------------------------------------------------------------- Ctrl-C on the whole command
+
+
+@pytest.mark.slow
+def test_ctrl_c_at_the_terminal_stops_the_run_and_its_helpers(tmp_path):
+    # A terminal sends Ctrl-C to the whole process group: the command, its data thread and its figure process.
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path), "CONVSCOPE_CACHE": str(tmp_path / "cache"), "KERAS_HOME": str(tmp_path / "keras")}
+    command = [sys.executable, "-m", "convscope", "run", "--limit-train", "2000", "--epochs", "40", "--out", str(tmp_path), "--name", "run"]
+    with open(tmp_path / "err.txt", "w") as stderr:
+        running = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=stderr, start_new_session=True)
+    deadline = time.monotonic() + 600
+    while not (tmp_path / "run" / "checkpoint" / "epoch-0001.keras").exists():
+        assert running.poll() is None and time.monotonic() < deadline, (tmp_path / "err.txt").read_text()
+        time.sleep(0.05)
+    os.killpg(running.pid, signal.SIGINT)
+    assert running.wait(timeout=120) == 130
+    lines = [line for line in (tmp_path / "err.txt").read_text().splitlines() if line.strip()]
+    assert lines and all(line.startswith(("convscope: error: ", "convscope: warning: ")) for line in lines), lines
+    assert "interrupted" in lines[-1]
+    time.sleep(0.5)
+    with pytest.raises(ProcessLookupError):  # nothing of the group is left running, not even a zombie
+        os.killpg(running.pid, 0)

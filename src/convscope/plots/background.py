@@ -13,12 +13,11 @@ the second core waits. In a process of their own, the evaluation figures are
 drawn beside the inspection; when the inspection is done, ``wait`` draws the
 figures the process has not started yet, from the end of the list. Each side
 claims a figure before drawing it by creating its marker file in a scratch
-folder (``O_EXCL``: exactly one side succeeds), so each is drawn once; a
-shared array would need a lock, whose named semaphore starts multiprocessing's
-resource-tracker process.
-The process is a fresh interpreter ("spawn"): it
+folder (``O_EXCL``: exactly one side succeeds), so each is drawn once.
+The process is a fresh interpreter started with ``subprocess`` (not
+multiprocessing, whose "spawn" also starts a resource-tracker process): it
 imports numpy and matplotlib, never TensorFlow, and inherits no thread and no
-open file of this one (the run folder's lock stays here).
+open file of this one but its two pipes (the run folder's lock stays here).
 
 The figures are the same bytes as when drawn here (same code, same settings),
 each written atomically by ``save_figure``. An error in the process comes back
@@ -30,12 +29,13 @@ ignores it) and ends it on the way out.
 from __future__ import annotations
 
 import contextlib
-import multiprocessing
 import os
 import shutil
 import signal
+import subprocess
+import sys
 import tempfile
-import threading
+from multiprocessing.connection import Connection
 from pathlib import Path
 
 from convscope.errors import ConvscopeError
@@ -47,12 +47,17 @@ class FigureProcess:
     """The drawing process; one evaluation job at a time (``start_evaluation_figures``, then ``wait``)."""
 
     def __init__(self):
-        context = multiprocessing.get_context("spawn")
-        self._connection, child_end = context.Pipe()
-        self._process = context.Process(target=serve_figures, args=(child_end,), name="convscope-figures", daemon=True)
-        with sigint_ignored():  # inherited through exec: Ctrl-C never prints a traceback from the child
-            self._process.start()
-        child_end.close()
+        jobs_read, jobs_write = os.pipe()
+        answers_read, answers_write = os.pipe()
+        code = f"from convscope.plots.background import serve_figures; serve_figures({jobs_read}, {answers_write})"
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(path for path in sys.path if path)}  # convscope from where this one came
+        try:
+            with sigint_blocked():  # the mask is inherited through exec: Ctrl-C never prints a traceback from the child
+                self._process = subprocess.Popen([sys.executable, "-c", code], pass_fds=(jobs_read, answers_write), env=env, stdin=subprocess.DEVNULL)
+        finally:
+            os.close(jobs_read)
+            os.close(answers_write)
+        self._jobs, self._answers = Connection(jobs_write, readable=False), Connection(answers_read, writable=False)
         self._job: dict | None = None
 
     @property
@@ -94,9 +99,10 @@ class FigureProcess:
 
     def _answer(self) -> dict[str, Path]:
         try:
-            kind, value = self._connection.recv()
+            kind, value = self._answers.recv()
         except EOFError:
-            self._process.join(timeout=STOP_SECONDS)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self._process.wait(timeout=STOP_SECONDS)
             raise ConvscopeError(self._ended_message()) from None
         if kind == "error":
             raise value
@@ -110,8 +116,13 @@ class FigureProcess:
         ``save_figure``'s temporary file, never a half-written PNG.
         """
         self._process.terminate()  # SIGTERM: the process has no handler for it
-        self._process.join(timeout=STOP_SECONDS)
-        self._connection.close()
+        try:
+            self._process.wait(timeout=STOP_SECONDS)
+        except subprocess.TimeoutExpired:
+            self._process.kill()
+            self._process.wait()
+        self._jobs.close()
+        self._answers.close()
         if self._job is not None:  # handed over, never waited for
             shutil.rmtree(self._job["claims"], ignore_errors=True)
             self._job = None
@@ -124,28 +135,25 @@ class FigureProcess:
 
     def _send(self, job: dict) -> None:
         try:
-            self._connection.send(job)
+            self._jobs.send(job)
         except OSError:
             raise ConvscopeError(self._ended_message()) from None
 
     def _ended_message(self) -> str:
         return (
-            f"the process drawing the evaluation figures ended unexpectedly (exit code {self._process.exitcode}); "
+            f"the process drawing the evaluation figures ended unexpectedly (exit code {self._process.poll()}); "
             "expected it to draw them beside the inspection; check free memory and run `convscope evaluate RUN` to draw them again"
         )
 
 
 @contextlib.contextmanager
-def sigint_ignored():
-    """Ignore Ctrl-C inside the block (main thread only; elsewhere the block runs unchanged)."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+def sigint_blocked():
+    """Hold Ctrl-C back inside the block; one that arrives meanwhile is delivered when the block ends, not lost."""
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGINT])
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, previous)
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
 def draw_claimed(job: dict, from_end: bool) -> dict[str, Path]:
@@ -166,24 +174,23 @@ def draw_claimed(job: dict, from_end: bool) -> dict[str, Path]:
     return paths
 
 
-def serve_figures(connection) -> None:
+def serve_figures(jobs_fd: int, answers_fd: int) -> None:
     """The process' loop: draw each job's figures and send back ("done", paths) or ("error", exception)."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and ends this process
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and ends this process (also drops one held back)
+    jobs, answers = Connection(jobs_fd, writable=False), Connection(answers_fd, readable=False)
     # lazy: loads matplotlib here, while the parent imports TensorFlow, before the first job
     import convscope.plots.evaluation  # noqa: F401
 
     while True:
         try:
-            job = connection.recv()
+            job = jobs.recv()
         except EOFError:  # the parent ended
-            return
-        if job is None:
             return
         try:
             answer = ("done", draw_claimed(job, from_end=False))
         except BaseException as error:  # every failure goes back to be raised in the parent
             answer = ("error", error)
         try:
-            connection.send(answer)
+            answers.send(answer)
         except Exception:  # an exception that does not pickle: its type and text
-            connection.send(("error", ConvscopeError(f"drawing the evaluation figures failed: {type(answer[1]).__name__}: {answer[1]}")))
+            answers.send(("error", ConvscopeError(f"drawing the evaluation figures failed: {type(answer[1]).__name__}: {answer[1]}")))
