@@ -149,6 +149,7 @@ def test_an_unfinished_command_exits_the_ordinary_way(tmp_path):
     assert done.returncode == 1 and "RuntimeError: not a finished command" in done.stderr
 
 
+@pytest.mark.slow
 def test_the_command_exits_with_its_code_through_python_m(tmp_path):
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
     bad = subprocess.run([sys.executable, "-m", "convscope", "summary", "no_such_model"], capture_output=True, text=True, timeout=120, env=env, cwd=tmp_path)
