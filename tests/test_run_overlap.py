@@ -180,3 +180,25 @@ def test_ctrl_c_at_the_terminal_stops_the_run_and_its_helpers(tmp_path):
     time.sleep(0.5)
     with pytest.raises(ProcessLookupError):  # nothing of the group is left running, not even a zombie
         os.killpg(running.pid, 0)
+
+
+# ---------------------------------------------------------------- the collector around the import
+
+
+COLLECTOR = r'''
+import gc, sys, types
+from convscope.collector import collector_paused
+if sys.argv[1] == "loaded":
+    sys.modules["tensorflow"] = types.ModuleType("tensorflow")  # as if a notebook had imported it already
+with collector_paused():
+    inside = gc.isenabled()
+    import email.mime.text  # any import
+print(inside, gc.isenabled(), gc.get_freeze_count() > 0)
+'''
+
+
+@pytest.mark.parametrize("state, expected", [("fresh", "False True True"), ("loaded", "True True False")])
+def test_the_collector_pauses_for_the_first_big_import_only(state, expected):
+    done = subprocess.run([sys.executable, "-c", COLLECTOR, state], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == expected.split()

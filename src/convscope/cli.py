@@ -37,6 +37,7 @@ from convscope.cli_flags import (
     open_or_import,
 )
 from convscope import quick_exit
+from convscope.collector import collector_paused
 from convscope.config import Config, is_baseline_name
 from convscope.errors import ConvscopeError
 from convscope.launcher import launch_local_workers
@@ -66,7 +67,8 @@ def command_run(args) -> int:
     # that draws the evaluation figures beside the inspection.
     loading = start_loading(config.data, seed=config.train.seed)
     with FigureProcess() as figures:
-        from convscope.pipeline import run  # lazy: --help starts without TensorFlow
+        with collector_paused():
+            from convscope.pipeline import run  # lazy: --help starts without TensorFlow
 
         result = run(config, resume=bool(args.resume), dataset=loading.result(), figures=figures)
     if result.report_path is None:
