@@ -7,8 +7,8 @@
 
 Child processes, one after the other:
   stages  what `convscope run` does, in the same order and overlap, each part timed:
-          import (convscope + Keras; meanwhile a thread reads the data and a second
-          process starts to import matplotlib), load (the wait for the data after
+          import (convscope + Keras, the garbage collector paused; meanwhile a thread
+          reads the data and a second process starts to import matplotlib), load (the wait for the data after
           the import: the part the import did not hide), train (build, fit,
           checkpoints, test evaluation; the epoch loop shown within), evaluate
           (metrics, the figures handed to the second process), inspect (activations,
@@ -68,6 +68,7 @@ def stages_child(flags: list[str], out: str) -> None:
     timings = {}
     started = time.perf_counter()
     from convscope.cli import build_config, build_parser
+    from convscope.collector import collector_paused
     from convscope.data.background import start_loading
     from convscope.plots.background import FigureProcess
 
@@ -75,10 +76,11 @@ def stages_child(flags: list[str], out: str) -> None:
     config = build_config(args)
     loading = start_loading(config.data, seed=config.train.seed)
     with FigureProcess() as figures:
-        import keras  # noqa: F401
+        with collector_paused():
+            import keras  # noqa: F401
 
-        from convscope.pipeline import evaluate_run, inspect_run, report_run, wait_for_figures
-        from convscope.train import train
+            from convscope.pipeline import evaluate_run, inspect_run, report_run, wait_for_figures
+            from convscope.train import train
 
         timings["import"] = [time.perf_counter() - started, peak_rss_mb()]
 
