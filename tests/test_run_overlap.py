@@ -202,3 +202,15 @@ def test_the_collector_pauses_for_the_first_big_import_only(state, expected):
     done = subprocess.run([sys.executable, "-c", COLLECTOR, state], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == expected.split()
+
+
+def test_no_figure_process_on_one_core(monkeypatch):
+    from convscope.plots import background
+
+    monkeypatch.setattr(background.os, "sched_getaffinity", lambda pid: {0})
+    with background.start_figure_process() as figures:
+        assert figures is None
+    monkeypatch.setattr(background.os, "sched_getaffinity", lambda pid: {0, 1})
+    with background.start_figure_process() as figures:
+        assert isinstance(figures, FigureProcess) and figures._process.poll() is None
+    assert figures._process.poll() is not None

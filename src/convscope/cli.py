@@ -60,13 +60,13 @@ def command_run(args) -> int:
     if args.local_workers is not None:
         return launch_local_workers(args.local_workers, args.argv)
     from convscope.data.background import start_loading  # lazy: --help starts without NumPy
-    from convscope.plots.background import FigureProcess  # lazy: --help starts without multiprocessing
+    from convscope.plots.background import start_figure_process  # lazy: --help starts without multiprocessing
 
     config = build_config(args)
     # While TensorFlow imports (~3 s of one core), the other core reads the data and starts the process
     # that draws the evaluation figures beside the inspection.
     loading = start_loading(config.data, seed=config.train.seed)
-    with FigureProcess() as figures:
+    with start_figure_process() as figures:
         with collector_paused():
             from convscope.pipeline import run  # lazy: --help starts without TensorFlow
 

@@ -147,6 +147,17 @@ class FigureProcess:
 
 
 @contextlib.contextmanager
+def start_figure_process():
+    """A FigureProcess for the block when this process may use two cores; else None (draw here: a second
+    process on one core only adds its start-up). Closed at the end of the block."""
+    if len(os.sched_getaffinity(0)) < 2:
+        yield None
+        return
+    with FigureProcess() as figures:
+        yield figures
+
+
+@contextlib.contextmanager
 def sigint_blocked():
     """Hold Ctrl-C back inside the block; one that arrives meanwhile is delivered when the block ends, not lost."""
     previous = signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGINT])
