@@ -4,6 +4,7 @@
     python bench/pipeline.py --preset none --epochs 2      # the default recipe, shortened
     python bench/pipeline.py --data-dir /path/to/mnist --skip-cli
     python bench/pipeline.py --before /tmp/base/src --repeats 3   # the command, this tree vs another, alternating
+    python bench/pipeline.py --post-training runs/mnist-run         # evaluate + inspect, one process vs two
 
 Child processes, one after the other:
   stages  what `convscope run` does, in the same order and overlap, each part timed:
@@ -160,6 +161,33 @@ def compare_commands(flags: list[str], before: str, repeats: int) -> None:
         print(f"  {label:28s} {statistics.median(map(value, results['before'])):7.2f} {statistics.median(map(value, results['after'])):7.2f}")
 
 
+def compare_post_training(run_dir: str, repeats: int) -> None:
+    """Evaluate (figures) + inspect of a finished run, drawn in one process vs with the figure process, alternating."""
+    from convscope.collector import collector_paused
+    from convscope.plots.background import FigureProcess
+
+    with FigureProcess() as figures, collector_paused():
+        from convscope.evaluate import evaluate_predictions
+        from convscope.pipeline import evaluate_run, inspect_run, wait_for_figures
+        from convscope.runfolder import open_run
+
+        run = open_run(run_dir)
+        model, dataset, saved = run.load_model(), run.load_dataset(), run.read_predictions()
+        evaluation = evaluate_predictions(saved["probabilities"], saved["labels"], class_names=dataset.class_names)
+        inspect_run(run.path, model=model, dataset=dataset)  # traces the probe once, as in a run
+        times = {"one process": [], "with the figure process": []}
+        for _ in range(repeats):
+            for label, helper in (("one process", None), ("with the figure process", figures)):
+                started = time.perf_counter()
+                evaluate_run(run.path, model=model, dataset=dataset, evaluation=evaluation, figures=helper)
+                inspect_run(run.path, model=model, dataset=dataset)
+                if helper is not None:
+                    wait_for_figures(run, helper)
+                times[label].append(time.perf_counter() - started)
+    for label, values in times.items():
+        print(f"  {label:24s} median {statistics.median(values):.2f} s ({', '.join(f'{value:.2f}' for value in values)})")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("--data-dir", default=default_data_dir(), help="folder with the MNIST IDX files")
@@ -167,7 +195,8 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=0, help="override the recipe's epochs (0: keep them)")
     parser.add_argument("--skip-cli", action="store_true", help="time the stages only, not the command as well")
     parser.add_argument("--before", metavar="SRC", help="only time the command, this tree's and the one in SRC (another tree's src/), alternating")
-    parser.add_argument("--repeats", type=int, default=3, help="with --before: commands per tree")
+    parser.add_argument("--repeats", type=int, default=3, help="with --before: commands per tree; with --post-training: rounds")
+    parser.add_argument("--post-training", metavar="RUN", help="only time evaluate + inspect of RUN (a finished run folder), one process vs two")
     parser.add_argument("--child", metavar="OUT", help=argparse.SUPPRESS)
     args = parser.parse_args()
     flags = run_flags(args)
@@ -177,6 +206,11 @@ def main() -> None:
 
     print(f"convscope run {' '.join(flags)}")
     print(f"{os.cpu_count()} cores, load average before {' '.join(f'{value:.1f}' for value in os.getloadavg())}")
+    if args.post_training:
+        print(f"evaluate + inspect of {args.post_training}, {args.repeats} rounds, alternating:")
+        compare_post_training(args.post_training, args.repeats)
+        print(f"load average after {' '.join(f'{value:.1f}' for value in os.getloadavg())}")
+        return
     if args.before:
         compare_commands(flags, args.before, args.repeats)
         print(f"load average after {' '.join(f'{value:.1f}' for value in os.getloadavg())}")
