@@ -12,9 +12,7 @@ import os
 import signal
 import subprocess
 import sys
-import tempfile
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -71,12 +69,14 @@ def test_figures_from_the_process_are_the_bytes_drawn_here(figures, evaluation, 
     result, images = evaluation
     history = {"epoch": np.array([1, 2]), "loss": np.array([0.9, 0.5]), "accuracy": np.array([0.6, 0.8])}
     figures.start_evaluation_figures(result, images, tmp_path / "there", history=history, train_labels=result.labels)
+    claims = figures._job["claims"]
+    assert claims.is_dir()
     there = figures.wait()
     here = save_evaluation_figures(result, images, tmp_path / "here", history=history, train_labels=result.labels)
     assert sorted(there) == sorted(here) and "training_curves" in there
     for name in here:
         assert there[name].read_bytes() == here[name].read_bytes(), name
-    assert not list(Path(tempfile.gettempdir()).glob("convscope-figure-claims-*"))  # the claims' scratch folder is gone
+    assert not claims.exists()  # the claims' scratch folder is gone
 
 
 def test_an_error_while_drawing_comes_back_as_itself(figures, evaluation, tmp_path):
