@@ -1,7 +1,5 @@
 """`python -m convscope` is the `convscope` command."""
 
-import sys
+from convscope.cli import run_command
 
-from convscope.cli import main
-
-sys.exit(main())
+run_command()

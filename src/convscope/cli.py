@@ -36,6 +36,8 @@ from convscope.cli_flags import (
     in_memory,
     open_or_import,
 )
+from convscope import quick_exit
+from convscope.collector import collector_paused
 from convscope.config import Config, is_baseline_name
 from convscope.errors import ConvscopeError
 from convscope.launcher import launch_local_workers
@@ -57,10 +59,18 @@ def command_train(args) -> int:
 def command_run(args) -> int:
     if args.local_workers is not None:
         return launch_local_workers(args.local_workers, args.argv)
-    from convscope.pipeline import run  # lazy: --help starts without TensorFlow
+    from convscope.data.background import start_loading  # lazy: --help starts without NumPy
+    from convscope.plots.background import start_figure_process  # lazy: --help starts without multiprocessing
 
     config = build_config(args)
-    result = run(config, resume=bool(args.resume))
+    # While TensorFlow imports (~3 s of one core), the other core reads the data and starts the process
+    # that draws the evaluation figures beside the inspection.
+    loading = start_loading(config.data, seed=config.train.seed)
+    with start_figure_process() as figures:
+        with collector_paused():
+            from convscope.pipeline import run  # lazy: --help starts without TensorFlow
+
+        result = run(config, resume=bool(args.resume), dataset=loading.result(), figures=figures)
     if result.report_path is None:
         print("Done; the chief (worker 0) writes the run folder and its report")
         return 0
@@ -442,5 +452,14 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
+def run_command() -> None:
+    """The `convscope` command (``python -m convscope``, the console script): ``main``, then a quick exit.
+
+    A finished command skips the interpreter's teardown, ~1 s once TensorFlow is loaded (see quick_exit).
+    """
+    quick_exit.arm()
+    quick_exit.exit_with(main())
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    run_command()

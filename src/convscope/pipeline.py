@@ -78,12 +78,15 @@ def stage(run: RunFolder, name: str, started: float | None = None):
         run.record_stage_time(name, time.perf_counter() - started)
 
 
-def run(config: Config | None = None, resume: bool = False) -> RunResult:
+def run(config: Config | None = None, resume: bool = False, dataset=None, figures=None) -> RunResult:
     """Train, evaluate, inspect and report in one go; the test set is predicted once.
 
     Args:
         config: the run configuration; None: defaults (bundled mnist-sample, offline).
         resume: continue an interrupted run named by ``config.run``.
+        dataset: ``config.data`` already loaded (`convscope run` loads it while TensorFlow imports).
+        figures: a ``plots.background.FigureProcess``: it draws the evaluation figures while
+            this process inspects the model; None: drawn here, before the inspection.
 
     Returns:
         RunResult with the run folder, metrics, report path and seconds per stage.
@@ -93,12 +96,14 @@ def run(config: Config | None = None, resume: bool = False) -> RunResult:
         >>> result.report_path
         PosixPath('runs/mnist-sample-mnist_convnet-20260101-120000/report.html')
     """
-    with trained_and_evaluated(config or Config(), resume) as trained:
+    with trained_and_evaluated(config or Config(), resume, dataset, figures) as trained:
         folder = trained.run
         if not trained.chief:  # another worker of a distributed run: the chief writes the report
             return RunResult(folder, trained.metrics, None, {})
         inspect_run(folder.path, model=trained.model, dataset=trained.dataset)
-        report_run(folder.path)
+        if figures is not None:
+            wait_for_figures(folder, figures)
+        report_run(folder.path, model=trained.model)
     seconds = folder.read_environment()["stage_seconds"]
     return RunResult(folder, folder.read_metrics(), folder.report_path, {name: seconds[name] for name in ("train", "evaluate", "inspect", "report")})
 
@@ -118,7 +123,7 @@ def train_and_evaluate(config: Config, resume: bool = False):
 
 
 @contextlib.contextmanager
-def trained_and_evaluated(config: Config, resume: bool = False):
+def trained_and_evaluated(config: Config, resume: bool = False, dataset=None, figures=None):
     """``train_and_evaluate``, the folder still locked inside for the caller's next stages.
 
     Yields:
@@ -129,17 +134,17 @@ def trained_and_evaluated(config: Config, resume: bool = False):
         ...     inspect_run(trained.run.path, model=trained.model, dataset=trained.dataset)
     """
     started = time.perf_counter()
-    with training_folder(config, resume=resume) as (folder, config, model, dataset, cluster):
+    with training_folder(config, dataset=dataset, resume=resume) as (folder, config, model, dataset, cluster):
         with stage(folder, "train", started):
             trained = train_in_folder(folder, config, model, dataset, resume, cluster)
         if not trained.chief:  # another worker of a distributed run: the chief evaluates and reports
             yield trained
             return
-        evaluate_run(folder.path, model=trained.model, dataset=dataset, evaluation=trained.evaluation)
+        evaluate_run(folder.path, model=trained.model, dataset=dataset, evaluation=trained.evaluation, figures=figures)
         yield trained
 
 
-def evaluate_run(run_dir: str | Path, model=None, dataset=None, evaluation=None):
+def evaluate_run(run_dir: str | Path, model=None, dataset=None, evaluation=None, figures=None):
     """Evaluate a run's kept model on its test set; write metrics, predictions and figures.
 
     Args:
@@ -148,6 +153,8 @@ def evaluate_run(run_dir: str | Path, model=None, dataset=None, evaluation=None)
         dataset: the run's dataset, if already loaded.
         evaluation: the test set's EvaluationResult, if training just computed and saved it:
             then only the figures are drawn, and the test set is not predicted again.
+        figures: a ``plots.background.FigureProcess`` to draw the figures in, while the caller
+            goes on (then ``wait_for_figures`` before the report); None: drawn here.
 
     Returns:
         The EvaluationResult.
@@ -158,19 +165,30 @@ def evaluate_run(run_dir: str | Path, model=None, dataset=None, evaluation=None)
             model = model if model is not None else run.load_model()
             evaluation = evaluate(model, dataset.x_test, dataset.y_test, class_names=dataset.class_names)
             run.save_evaluation(evaluation)
-        draw_evaluation(run, evaluation, dataset)
+        draw_evaluation(run, evaluation, dataset, figures)
     return evaluation
 
 
-def draw_evaluation(run: RunFolder, evaluation, dataset) -> None:
+def wait_for_figures(run: RunFolder, figures) -> None:
+    """Wait for the evaluation figures ``figures`` is drawing; the wait counts as evaluate's time in environment.json."""
+    with run.lock():
+        started = time.perf_counter()
+        figures.wait()
+        seconds = run.read_environment().get("stage_seconds", {}).get("evaluate", 0.0)
+        run.record_stage_time("evaluate", seconds + time.perf_counter() - started)
+
+
+def draw_evaluation(run: RunFolder, evaluation, dataset, figures=None) -> None:
     """The evaluation figures of a run, into its plots/: from the evaluation, the folder's history and the data.
 
     Args:
         run: the run folder.
         evaluation: the test set's EvaluationResult.
         dataset: the run's Dataset (its images, drawn with its own scaling undone).
+        figures: a ``plots.background.FigureProcess`` to hand the evaluation figures to; None: drawn here.
     """
-    save_evaluation_figures(
+    save = save_evaluation_figures if figures is None else figures.start_evaluation_figures
+    save(
         evaluation,
         dataset.display_images(dataset.x_test),
         run.plots_dir,
@@ -293,17 +311,18 @@ def inspect_images(run: RunFolder, model, x, indices: list[int], class_names, **
     return result
 
 
-def report_run(run_dir: str | Path) -> Path:
+def report_run(run_dir: str | Path, model=None) -> Path:
     """Build report.html from what the run folder holds.
 
     Args:
         run_dir: a run folder.
+        model: its model, if already in memory (saves loading model.keras for the summary).
 
     Returns:
         The path of report.html.
     """
     with stage(open_run(run_dir), "report") as run:
-        return build_run_report(run)
+        return build_run_report(run, model)
 
 
 @dataclass
@@ -374,7 +393,7 @@ def report_imported(imported: ImportedModel) -> Path:
     with imported.run.lock():
         evaluate_run(imported.run.path, model=imported.model, dataset=imported.dataset)
         inspect_run(imported.run.path, model=imported.model, dataset=imported.dataset)
-        return report_run(imported.run.path)
+        return report_run(imported.run.path, model=imported.model)
 
 
 def train_baseline(config: Config, dataset=None, overwrite: bool = False):

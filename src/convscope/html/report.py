@@ -124,7 +124,7 @@ class ReportContent:
 # --------------------------------------------------------------------------- entry points
 
 
-def build_run_report(run: RunFolder) -> Path:
+def build_run_report(run: RunFolder, model=None) -> Path:
     """Write RUN/report.html from what the run folder holds.
 
     Reads config.yaml, environment.json, data.json, history.csv, metrics.json,
@@ -133,6 +133,8 @@ def build_run_report(run: RunFolder) -> Path:
 
     Args:
         run: the run folder (``convscope.runfolder.open_run(path)``).
+        model: the run's model, if already in memory (`convscope run` just trained it):
+            its summary is drawn from it instead of loading model.keras again (~0.2 s).
 
     Returns:
         The path of report.html.
@@ -141,7 +143,7 @@ def build_run_report(run: RunFolder) -> Path:
         >>> build_run_report(open_run("runs/mnist-demo"))
         PosixPath('runs/mnist-demo/report.html')
     """
-    return write_report(compose_report(read_run_sources(run)), run.report_path)
+    return write_report(compose_report(read_run_sources(run, model)), run.report_path)
 
 
 def write_report(content: ReportContent, path: str | Path) -> Path:
@@ -156,8 +158,8 @@ def render_report(content: ReportContent) -> str:
 # --------------------------------------------------------------------------- sources
 
 
-def read_run_sources(run: RunFolder) -> ReportSources:
-    """Gather what a report needs from a run folder (see ``build_run_report``)."""
+def read_run_sources(run: RunFolder, model=None) -> ReportSources:
+    """Gather what a report needs from a run folder (see ``build_run_report``); ``model``: the folder's model, if in memory."""
     config = run.read_config()
     environment = run.read_environment()
     metrics = run.read_metrics()
@@ -165,7 +167,9 @@ def read_run_sources(run: RunFolder) -> ReportSources:
     model_name, dataset_name = config.model.name, config.data.dataset
 
     summary, summary_note = None, ""
-    if run.model_path.is_file():
+    if model is not None:
+        summary, summary_note = summarize_model(model, tuple(data["input_shape"]) if data.get("input_shape") else None)
+    elif run.model_path.is_file():
         try:
             model = run.load_model()
         except (ValueError, TypeError) as error:  # e.g. custom layers whose code is not importable here

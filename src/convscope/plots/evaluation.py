@@ -550,6 +550,22 @@ def save_evaluation_figures(
         ['class_counts', 'class_histogram', 'confidence']
     """
     out_dir = Path(out_dir)
+    plan = plan_evaluation_figures(result, images, history, train_labels, val_labels, train_images)
+    return {name: save_figure(draw(), out_dir / f"{name}.png") for name, draw in plan.items()}
+
+
+def plan_evaluation_figures(
+    result: EvaluationResult,
+    images: np.ndarray | None,
+    history: dict[str, np.ndarray] | None = None,
+    train_labels: np.ndarray | None = None,
+    val_labels: np.ndarray | None = None,
+    train_images: np.ndarray | None = None,
+) -> dict:
+    """The evaluation figures the inputs allow, not yet drawn: {name: a call that returns the figure}, in a fixed order.
+
+    ``save_evaluation_figures`` draws them all; ``plots.background`` shares them between two processes.
+    """
     if images is not None and len(images) != len(result.labels):
         raise ConvscopeError(
             f"{len(images)} test images given for {len(result.labels)} evaluated labels; "
@@ -577,4 +593,4 @@ def save_evaluation_figures(
         figures["data_samples"] = lambda: plot_data_samples(train_images, train_labels, names)
     counts = compute_class_counts({"train": train_labels, "validation": val_labels, "test": result.labels}, result.num_classes)
     figures["class_counts"] = lambda: plot_class_counts(counts, names)
-    return {name: save_figure(draw(), out_dir / f"{name}.png") for name, draw in figures.items()}
+    return figures
