@@ -8,7 +8,7 @@
 
 Child processes, one after the other:
   stages  what `convscope run` does, in the same order and overlap, each part timed:
-          import (convscope + Keras, the garbage collector paused; meanwhile a thread
+          import (convscope + Keras, the garbage collector paused, scikit-learn hidden; meanwhile a thread
           reads the data and a second process starts to import matplotlib), load (the wait for the data after
           the import: the part the import did not hide), train (build, fit,
           checkpoints, test evaluation; the epoch loop shown within), evaluate
@@ -69,7 +69,7 @@ def stages_child(flags: list[str], out: str) -> None:
     timings = {}
     started = time.perf_counter()
     from convscope.cli import build_config, build_parser
-    from convscope.collector import collector_paused
+    from convscope.keras_import import quick_keras_import
     from convscope.data.background import start_loading
     from convscope.plots.background import FigureProcess
 
@@ -77,7 +77,7 @@ def stages_child(flags: list[str], out: str) -> None:
     config = build_config(args)
     loading = start_loading(config.data, seed=config.train.seed)
     with FigureProcess() as figures:
-        with collector_paused():
+        with quick_keras_import():
             import keras  # noqa: F401
 
             from convscope.pipeline import evaluate_run, inspect_run, report_run, wait_for_figures
@@ -163,10 +163,10 @@ def compare_commands(flags: list[str], before: str, repeats: int) -> None:
 
 def compare_post_training(run_dir: str, repeats: int) -> None:
     """Evaluate (figures) + inspect of a finished run, drawn in one process vs with the figure process, alternating."""
-    from convscope.collector import collector_paused
+    from convscope.keras_import import quick_keras_import
     from convscope.plots.background import FigureProcess
 
-    with FigureProcess() as figures, collector_paused():
+    with FigureProcess() as figures, quick_keras_import():
         from convscope.evaluate import evaluate_predictions
         from convscope.pipeline import evaluate_run, inspect_run, wait_for_figures
         from convscope.runfolder import open_run

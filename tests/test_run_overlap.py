@@ -182,12 +182,12 @@ def test_ctrl_c_at_the_terminal_stops_the_run_and_its_helpers(tmp_path):
         os.killpg(running.pid, 0)
 
 
-# ---------------------------------------------------------------- the collector around the import
+# ---------------------------------------------------------------- the collector and scikit-learn around the import
 
 
 COLLECTOR = r'''
 import gc, sys, types
-from convscope.collector import collector_paused
+from convscope.keras_import import collector_paused
 if sys.argv[1] == "loaded":
     sys.modules["tensorflow"] = types.ModuleType("tensorflow")  # as if a notebook had imported it already
 with collector_paused():
@@ -214,3 +214,29 @@ def test_no_figure_process_on_one_core(monkeypatch):
     with background.start_figure_process() as figures:
         assert isinstance(figures, FigureProcess) and figures._process.poll() is None
     assert figures._process.poll() is not None
+
+
+HIDDEN = r'''
+import sys
+from convscope.keras_import import quick_keras_import
+with quick_keras_import():
+    import keras
+print("sklearn" in sys.modules)
+import sklearn.neural_network  # convscope's baselines import it afterwards, as usual
+print(sklearn.__name__, "sklearn" in sys.modules)
+'''
+
+
+def test_keras_imports_without_scikit_learn_which_imports_afterwards():
+    done = subprocess.run([sys.executable, "-c", HIDDEN], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["False", "sklearn", "True"]
+
+
+def test_a_thread_reading_scikit_learn_data_keeps_it_importable_during_the_import():
+    code = (
+        "import sys\nfrom convscope.keras_import import quick_keras_import\n"
+        "with quick_keras_import(keep_scikit_learn=True):\n    import sklearn.datasets\nprint('ok')"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and done.stdout.split() == ["ok"], done.stderr

@@ -14,12 +14,16 @@ import sys
 
 import pytest
 
-# Runs `python -m convscope ARGS` and, at exit, writes the heavy modules it imported as JSON on stderr's last line.
+# Runs `python -m convscope ARGS` and, as it exits, writes the heavy modules it imported as JSON on stderr's last
+# line (in a finally: the command's quick exit skips atexit handlers registered before it).
 RUN_AS_MAIN = """
-import atexit, json, runpy, sys
-atexit.register(lambda: print(json.dumps(sorted(name for name in sys.modules if name.split(".")[0] in ("tensorflow", "keras"))), file=sys.stderr))
+import json, runpy, sys
 sys.argv = ["convscope", *sys.argv[1:]]
-runpy.run_module("convscope", run_name="__main__", alter_sys=True)
+try:
+    runpy.run_module("convscope", run_name="__main__", alter_sys=True)
+finally:
+    print(json.dumps(sorted(name for name in sys.modules if name.split(".")[0] in ("tensorflow", "keras"))), file=sys.stderr)
+    sys.stderr.flush()
 """
 
 

@@ -37,7 +37,7 @@ from convscope.cli_flags import (
     open_or_import,
 )
 from convscope import quick_exit
-from convscope.collector import collector_paused
+from convscope.keras_import import quick_keras_import
 from convscope.config import Config, is_baseline_name
 from convscope.errors import ConvscopeError
 from convscope.launcher import launch_local_workers
@@ -67,7 +67,7 @@ def command_run(args) -> int:
     # that draws the evaluation figures beside the inspection.
     loading = start_loading(config.data, seed=config.train.seed)
     with start_figure_process() as figures:
-        with collector_paused():
+        with quick_keras_import(keep_scikit_learn=config.data.dataset == "digits"):  # scikit-learn's dataset, read meanwhile
             from convscope.pipeline import run  # lazy: --help starts without TensorFlow
 
         result = run(config, resume=bool(args.resume), dataset=loading.result(), figures=figures)
