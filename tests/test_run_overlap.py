@@ -26,6 +26,7 @@ from convscope.plots.background import FigureProcess
 from convscope.plots.evaluation import save_evaluation_figures
 
 from conftest import random_images
+from test_stream import make_folder
 
 
 # ---------------------------------------------------------------- the data, read in a thread
@@ -240,3 +241,19 @@ def test_a_thread_reading_scikit_learn_data_keeps_it_importable_during_the_impor
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0 and done.stdout.split() == ["ok"], done.stderr
+
+
+def test_run_on_a_streamed_folder_draws_its_figures_here(tmp_path, monkeypatch):
+    from convscope.cli import main
+    from convscope.plots import background
+
+    monkeypatch.setattr(background.os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)  # a figure process starts
+    root = tmp_path / "photos"
+    make_folder(root / "train", per_class=8)
+    make_folder(root / "test", per_class=3)
+    out = tmp_path / "runs"
+    flags = ["--dataset", f"folder:{root}", "--image-size", "8,8", "--color-mode", "rgb", "--model", "cnn_small", "--epochs", "1"]
+    code = main(["run", *flags, "--val-split", "0", "--out", str(out), "--name", "streamed"])
+    assert code == 0
+    run = out / "streamed"
+    assert (run / "report.html").exists() and (run / "plots" / "confusion_matrix.png").exists()

@@ -60,13 +60,14 @@ def command_run(args) -> int:
     if args.local_workers is not None:
         return launch_local_workers(args.local_workers, args.argv)
     from convscope.data.background import start_loading  # lazy: --help starts without NumPy
-    from convscope.plots.background import start_figure_process  # lazy: --help starts without multiprocessing
+    from convscope.plots.background import start_figure_process  # lazy: --help starts without matplotlib
 
     config = build_config(args)
-    # While TensorFlow imports (~3 s of one core), the other core reads the data and starts the process
-    # that draws the evaluation figures beside the inspection.
-    loading = start_loading(config.data, seed=config.train.seed)
+    # While TensorFlow imports (~3 s of one core), the other core starts the process that draws the
+    # evaluation figures beside the inspection, and reads the data (started second: the process
+    # starts with Ctrl-C held back, which a thread running meanwhile could receive instead).
     with start_figure_process() as figures:
+        loading = start_loading(config.data, seed=config.train.seed)
         with quick_keras_import(keep_scikit_learn=config.data.dataset == "digits"):  # scikit-learn's dataset, read meanwhile
             from convscope.pipeline import run  # lazy: --help starts without TensorFlow
 

@@ -160,14 +160,25 @@ def fused_adam_update(variable, momentum, velocity, gradient, learning_rate, bet
     TensorFlow's ResourceApplyAdam computes what Keras' Adam.update_step does, in the same
     order: ``m += (g - m)(1 - beta_1)``, ``v += (g^2 - v)(1 - beta_2)``, ``variable -= m *
     lr * sqrt(1 - beta_2^step) / (1 - beta_1^step) / (sqrt(v) + epsilon)``, where Keras
-    emits a dozen operations per variable. Not for other backends, sparse gradients, or
-    under a distribution strategy (its per-replica variables are updated Keras' way).
+    emits a dozen operations per variable. Under a distribution strategy Keras calls this once
+    per replica, inside the strategy's update, where a mirrored slot's ``handle`` is that
+    replica's copy: each replica steps in the same kernel as a single device does. Not for
+    other backends or sparse gradients.
+
+    Args:
+        variable, momentum, velocity: the variable and its two Adam slots (TensorFlow or Keras variables).
+        gradient: the variable's gradient.
+        learning_rate, beta_1, beta_2, epsilon: Adam's settings, for this step.
+        step: the step's number, counted from 1.
+
+    Returns:
+        True if the kernel ran; False if the caller must update the variable itself.
     """
     if keras.backend.backend() != "tensorflow":
         return False
     import tensorflow as tf  # lazy: only the TensorFlow backend has it
 
-    if tf.distribute.has_strategy() or isinstance(gradient, tf.IndexedSlices):
+    if isinstance(gradient, tf.IndexedSlices):
         return False
     dtype = variable.dtype
     step = tf.cast(step, dtype)

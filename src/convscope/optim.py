@@ -21,8 +21,8 @@ class FusedAdam(keras.optimizers.Adam):
     Keras updates a variable with about a dozen small operations; on TensorFlow this runs
     the same arithmetic as ResourceApplyAdam (``keras_compat.fused_adam_update``). For
     mnist_fast that cut the first step's tracing by about a third and raised training
-    images/s by about a fifth (bench/README.md). AMSGrad, sparse gradients, distribution
-    strategies and other backends take Keras' own update.
+    images/s by about a fifth (bench/README.md). Replicas of a distribution strategy step
+    in the same kernel; AMSGrad, sparse gradients and other backends take Keras' own update.
     """
 
     def update_step(self, gradient, variable, learning_rate):

@@ -31,6 +31,7 @@ from convscope.baseline import fit_baseline, prepare_baseline
 from convscope.config import Config
 from convscope.data import load_dataset
 from convscope.data.augment import augment_examples, parse_augment
+from convscope.data.stream import is_streamed
 from convscope.errors import ConvscopeError
 from convscope.display import drawable_images
 from convscope.evaluate import evaluate
@@ -101,7 +102,7 @@ def run(config: Config | None = None, resume: bool = False, dataset=None, figure
         if not trained.chief:  # another worker of a distributed run: the chief writes the report
             return RunResult(folder, trained.metrics, None, {})
         inspect_run(folder.path, model=trained.model, dataset=trained.dataset)
-        if figures is not None:
+        if figures is not None and figures.pending:  # not for streamed images, drawn here
             wait_for_figures(folder, figures)
         report_run(folder.path, model=trained.model)
     seconds = folder.read_environment()["stage_seconds"]
@@ -135,6 +136,8 @@ def trained_and_evaluated(config: Config, resume: bool = False, dataset=None, fi
     """
     started = time.perf_counter()
     with training_folder(config, dataset=dataset, resume=resume) as (folder, config, model, dataset, cluster):
+        if is_streamed(dataset.x_test):  # images read through open files and locks, which another process cannot share
+            figures = None
         with stage(folder, "train", started):
             trained = train_in_folder(folder, config, model, dataset, resume, cluster)
         if not trained.chief:  # another worker of a distributed run: the chief evaluates and reports
@@ -170,7 +173,12 @@ def evaluate_run(run_dir: str | Path, model=None, dataset=None, evaluation=None,
 
 
 def wait_for_figures(run: RunFolder, figures) -> None:
-    """Wait for the evaluation figures ``figures`` is drawing; the wait counts as evaluate's time in environment.json."""
+    """Wait for the evaluation figures ``figures`` is drawing; the wait counts as evaluate's time in environment.json.
+
+    Args:
+        run: the run folder the figures go to.
+        figures: the ``plots.background.FigureProcess`` they were handed to.
+    """
     with run.lock():
         started = time.perf_counter()
         figures.wait()

@@ -167,17 +167,15 @@ def read_run_sources(run: RunFolder, model=None) -> ReportSources:
     model_name, dataset_name = config.model.name, config.data.dataset
 
     summary, summary_note = None, ""
-    if model is not None:
-        summary, summary_note = summarize_model(model, tuple(data["input_shape"]) if data.get("input_shape") else None)
-    elif run.model_path.is_file():
+    if model is None and run.model_path.is_file():
         try:
             model = run.load_model()
         except (ValueError, TypeError) as error:  # e.g. custom layers whose code is not importable here
             summary_note = f"model.keras could not be loaded here ({error}); the rest of the report does not need it."
-        else:
-            summary, summary_note = summarize_model(model, tuple(data["input_shape"]) if data.get("input_shape") else None)
-    else:
+    elif model is None:
         summary_note = "This run folder has no model.keras (training has not finished an epoch)."
+    if model is not None:
+        summary, summary_note = summarize_model(model, tuple(data["input_shape"]) if data.get("input_shape") else None)
 
     settings = config_to_dict(config)
     if environment.get("imported"):

@@ -39,6 +39,8 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 
 from convscope.errors import ConvscopeError
+from convscope.plots.common import save_figure
+from convscope.plots.evaluation import plan_evaluation_figures
 
 STOP_SECONDS = 5  # how long close() waits for the process to leave before ending it
 
@@ -61,12 +63,13 @@ class FigureProcess:
         self._job: dict | None = None
 
     @property
-    def _pending(self) -> bool:
+    def pending(self) -> bool:
+        """True between ``start_evaluation_figures`` and ``wait``."""
         return self._job is not None
 
     def start_evaluation_figures(self, result, images, out_dir: str | Path, **figures) -> None:
         """Hand ``save_evaluation_figures(result, images, out_dir, **figures)`` to the process; return at once."""
-        if self._pending:
+        if self.pending:
             raise RuntimeError("the figure process is still drawing the previous job; wait() for it first")
         claims = Path(tempfile.mkdtemp(prefix="convscope-figure-claims-"))
         job = {"result": result, "images": images, "out_dir": Path(out_dir), **figures}
@@ -83,7 +86,7 @@ class FigureProcess:
         Raises:
             What drawing raised, here or in the process; ConvscopeError if the process ended without an answer.
         """
-        if not self._pending:
+        if not self.pending:
             raise RuntimeError("no figures were handed to the figure process")
         job, self._job = self._job, None
         try:
@@ -150,7 +153,8 @@ class FigureProcess:
 def start_figure_process():
     """A FigureProcess for the block when this process may use two cores; else None (draw here: a second
     process on one core only adds its start-up). Closed at the end of the block."""
-    if len(os.sched_getaffinity(0)) < 2:
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1  # Linux only
+    if cores < 2:
         yield None
         return
     with FigureProcess() as figures:
@@ -168,10 +172,15 @@ def sigint_blocked():
 
 
 def draw_claimed(job: dict, from_end: bool) -> dict[str, Path]:
-    """Draw and save the job's figures one by one, each claimed first; stop when all are taken. Return {name: path}."""
-    from convscope.plots.common import save_figure  # lazy: the command starts the process before it imports matplotlib
-    from convscope.plots.evaluation import plan_evaluation_figures  # lazy: as above
+    """Draw and save the job's figures one by one, each claimed first; stop when all are taken.
 
+    Args:
+        job: ``save_evaluation_figures``' arguments by name, with ``out_dir`` and ``claims`` (the marker folder).
+        from_end: take the figures from the end of the list (the parent) instead of the front (the process).
+
+    Returns:
+        {name: path} of the figures drawn here.
+    """
     job = dict(job)
     out_dir, claims = job.pop("out_dir"), job.pop("claims")
     plan = plan_evaluation_figures(**job)
@@ -186,12 +195,13 @@ def draw_claimed(job: dict, from_end: bool) -> dict[str, Path]:
 
 
 def serve_figures(jobs_fd: int, answers_fd: int) -> None:
-    """The process' loop: draw each job's figures and send back ("done", paths) or ("error", exception)."""
+    """The process' loop: draw each job's figures and send back ("done", paths) or ("error", exception).
+
+    Args:
+        jobs_fd, answers_fd: the pipe ends inherited from the parent (jobs in, answers out).
+    """
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and ends this process (also drops one held back)
     jobs, answers = Connection(jobs_fd, writable=False), Connection(answers_fd, readable=False)
-    # lazy: loads matplotlib here, while the parent imports TensorFlow, before the first job
-    import convscope.plots.evaluation  # noqa: F401
-
     while True:
         try:
             job = jobs.recv()
