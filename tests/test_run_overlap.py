@@ -32,10 +32,18 @@ from test_stream import make_folder
 # ---------------------------------------------------------------- the data, read in a thread
 
 
-def test_background_load_gives_the_same_dataset(isolated_locations):
+@pytest.mark.parametrize("data_format", ["channels_last", "channels_first"])
+def test_background_load_gives_the_same_dataset(isolated_locations, data_format):
+    import keras
+
     data_config = DataConfig(dataset="mnist-sample", limit_train=300)
-    loaded = start_loading(data_config, seed=3).result()
-    direct = load_dataset(data_config, seed=3)
+    keras.config.set_image_data_format(data_format)
+    try:
+        loaded = start_loading(data_config, seed=3).result()
+        direct = load_dataset(data_config, seed=3)
+    finally:
+        keras.config.set_image_data_format("channels_last")
+    assert loaded.x_train.shape[1 if data_format == "channels_first" else 3] == 1
     for split in ("x_train", "y_train", "x_val", "y_val", "x_test", "y_test"):
         np.testing.assert_array_equal(getattr(loaded, split), getattr(direct, split))
 

@@ -17,21 +17,29 @@ from __future__ import annotations
 import threading
 
 from convscope.config import DataConfig
-from convscope.data.dataset import Dataset, load_dataset
+from convscope.data.dataset import Dataset, image_data_format, prepare_dataset
+from convscope.data.sources import load_raw
 
 
 class BackgroundLoad:
-    """A ``load_dataset`` call running in a daemon thread; ``result()`` waits for it."""
+    """``load_dataset`` running in a daemon thread; ``result()`` waits for it.
+
+    The thread prepares the images channels-last without asking Keras, whose import the
+    main thread is running meanwhile (asking would wait for it to finish); ``result``
+    prepares them again, channels first, in the rare process whose Keras is set so.
+    """
 
     def __init__(self, config: DataConfig, seed: int):
-        self._dataset: Dataset | None = None
+        self._config, self._seed = config, seed
+        self._raw = self._dataset = None
         self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._load, args=(config, seed), name="convscope-load-dataset", daemon=True)
+        self._thread = threading.Thread(target=self._load, name="convscope-load-dataset", daemon=True)
         self._thread.start()
 
-    def _load(self, config: DataConfig, seed: int) -> None:
+    def _load(self) -> None:
         try:
-            self._dataset = load_dataset(config, seed=seed)
+            self._raw = load_raw(self._config)
+            self._dataset = prepare_dataset(self._raw, self._config, self._seed, channels_first=False)
         except BaseException as error:  # handed to the caller's thread by result(), as if it had loaded there
             self._error = error
 
@@ -40,6 +48,8 @@ class BackgroundLoad:
         self._thread.join()
         if self._error is not None:
             raise self._error
+        if image_data_format() == "channels_first":
+            return prepare_dataset(self._raw, self._config, self._seed, channels_first=True)
         return self._dataset
 
 

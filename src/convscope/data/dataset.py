@@ -98,19 +98,21 @@ def _data_config(config: DataConfig | str, overrides: dict) -> DataConfig:
     return resolved.data
 
 
-def _image_data_format() -> str:
+def image_data_format() -> str:
+    """Keras' ``image_data_format()``: channels_last or channels_first (imports Keras)."""
     import keras  # lazy: `convscope datasets` lists the catalogue without importing Keras
 
     return keras.config.image_data_format()
 
 
-def prepare_dataset(raw: RawImages, config: DataConfig, seed: int = 0) -> Dataset:
+def prepare_dataset(raw: RawImages, config: DataConfig, seed: int = 0, channels_first: bool | None = None) -> Dataset:
     """Split off validation images, fit and apply the scale, and set the channel axis.
 
     Args:
         raw: images as a source delivered them.
         config: scale, test_split, val_split, validation, val_seed, val_first, limit_train are used.
         seed: seeds the test split and the stratified or random validation split unless config.val_seed is set.
+        channels_first: put the channel axis first; None: as Keras' image_data_format says (which imports Keras).
 
     Returns:
         The Dataset.
@@ -126,7 +128,8 @@ def prepare_dataset(raw: RawImages, config: DataConfig, seed: int = 0) -> Datase
     train_index, val_index, rule = split_validation(raw.y_train, config.val_split, config.val_first, config.limit_train, split_seed, config.validation)
     check_splits(config.dataset, raw.class_names, raw.y_train[train_index], raw.y_train[val_index], raw.y_test, config)
     scaling = fit_scaling(config.scale, raw.x_train, train_index)
-    channels_first = _image_data_format() == "channels_first"
+    if channels_first is None:
+        channels_first = image_data_format() == "channels_first"
     x_train = scaled(scaling, raw.x_train, train_index, channels_first)
     x_test = scaled(scaling, raw.x_test, None, channels_first)
     on_test = config.validation == "test"  # the same array: validating on it costs no copy
