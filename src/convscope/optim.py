@@ -26,6 +26,7 @@ class FusedAdam(keras.optimizers.Adam):
     """
 
     def update_step(self, gradient, variable, learning_rate):
+        # The slots as Keras' own Adam.update_step finds them (the documented way to subclass an optimizer).
         index = self._get_variable_index(variable)
         fused = not self.amsgrad and keras_compat.fused_adam_update(
             variable, self._momentums[index], self._velocities[index], gradient, learning_rate,
