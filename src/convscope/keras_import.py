@@ -8,9 +8,10 @@
 Two costs of the import that a run does not need, together about 1.5 s of the ~4 s
 (2 cores). First, the cyclic garbage collector (``collector_paused``): importing
 TensorFlow and Keras makes about a million long-lived objects and almost no garbage.
-The collector still walks them all, again and again, as they grow: 7 full collections during `convscope run`'s import took 0.9 s on a loaded
-2-core machine (collecting 16 objects in all), and the one full collection after
-the run's figures took 0.40 s walking them again (0.04 s once they were frozen).
+The collector still walks them all, again and again, as they grow: 7 full collections
+during `convscope run`'s import took 0.9 s on a loaded 2-core machine (collecting 16
+objects in all), and the one full collection after the run's figures took 0.40 s
+walking them again (0.04 s once they were frozen).
 ``gc.freeze`` moves every object alive at the end of the import to a permanent
 generation the collector ignores; reference counting still frees them as usual,
 so only cyclic garbage made during the import (none, measured) would stay.
