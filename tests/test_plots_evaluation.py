@@ -184,3 +184,11 @@ def test_figures_when_the_model_makes_no_error(tmp_path):
     result = evaluate_predictions(np.eye(3)[labels] * 0.9 + 0.1 / 3, labels)
     paths = save_evaluation_figures(result, np.zeros((4, 5, 5)), tmp_path)
     assert paths["top_errors_rule"].stat().st_size > 1000
+
+
+def test_one_epoch_curves_sit_on_that_epochs_tick():
+    from convscope.plots.evaluation import plot_training_curves
+
+    figure = plot_training_curves({"epoch": np.array([1]), "loss": np.array([0.5]), "accuracy": np.array([0.85])})
+    for ax in figure.axes:
+        assert list(ax.get_xticks()) == [1] and ax.get_xlim() == (0.5, 1.5)

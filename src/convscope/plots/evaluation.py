@@ -88,6 +88,8 @@ def plot_training_curves(history: dict[str, np.ndarray], axes=None):
             continue
         ax.set_xlabel("epoch")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        if length == 1:  # one epoch (the fast preset): one point per curve, on that epoch's tick
+            ax.set_xlim(epochs[0] - 0.5, epochs[0] + 0.5), ax.set_xticks([epochs[0]])
         ax.set_ylabel(metric)
         ax.set_title(metric.capitalize())
         ax.grid(alpha=0.3)
