@@ -189,6 +189,9 @@ def test_figures_when_the_model_makes_no_error(tmp_path):
 def test_one_epoch_curves_sit_on_that_epochs_tick():
     from convscope.plots.evaluation import plot_training_curves
 
+    import matplotlib.pyplot as plt
+
     figure = plot_training_curves({"epoch": np.array([1]), "loss": np.array([0.5]), "accuracy": np.array([0.85])})
-    for ax in figure.axes:
-        assert list(ax.get_xticks()) == [1] and ax.get_xlim() == (0.5, 1.5)
+    ticks = [(list(ax.get_xticks()), ax.get_xlim()) for ax in figure.axes]
+    plt.close(figure)
+    assert ticks == [([1], (0.5, 1.5))] * 2
