@@ -409,6 +409,8 @@ def test_report_facts_of_an_old_config_keep_the_old_behaviour():
 
     old = {"data": {"dataset": "mnist"}, "model": {"name": "mnist_convnet"}, "train": {"seed": 0, "preset": None}}
     assert recipe_facts(old) == [("Weights evaluated", "the epoch with the lowest validation loss (--keep best)")]
+    unvalidated = {**old, "data": {"dataset": "mnist", "val_split": 0.0, "val_first": 0, "validation": "stratified"}}
+    assert recipe_facts(unvalidated) == [("Weights evaluated", "the epoch with the lowest training loss (no validation set) (--keep best)")]
 
 
 # --------------------------------------------------------------------------- CIFAR presets

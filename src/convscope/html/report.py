@@ -331,7 +331,9 @@ def recipe_facts(config: dict) -> list[tuple[str, str]]:
         facts.append(("Validation", "the test set (--validation test): it leaks the test set into model selection, as two lessons did"))
     facts.extend(augmentation_facts(config))
     keep = train.get("keep", "best")
-    facts.append(("Weights evaluated", "the last epoch's (--keep last)" if keep == "last" else "the epoch with the lowest validation loss (--keep best)"))
+    validated = data.get("val_split", 0.1) or data.get("val_first") or data.get("validation") == "test"
+    lowest = "validation loss" if validated else "training loss (no validation set)"
+    facts.append(("Weights evaluated", "the last epoch's (--keep last)" if keep == "last" else f"the epoch with the lowest {lowest} (--keep best)"))
     return facts
 
 
