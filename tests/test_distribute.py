@@ -4,6 +4,7 @@ The multi-process tests start real workers on localhost ports (python -m convsco
 each under a minute on 2 cores.
 """
 
+import contextlib
 import csv
 import json
 import os
@@ -53,13 +54,23 @@ def start_workers(args_per_worker: list[list[str]], tmp_path: Path) -> tuple[lis
     return processes, logs
 
 
-def wait_into_second_epoch(processes: list[subprocess.Popen], logs: list[Path]) -> None:
-    """Return a little after worker 1 logged its first epoch (both workers still running), up to 90 s."""
-    deadline = time.monotonic() + 90
-    while "Epoch 1/4" not in logs[1].read_text() and time.monotonic() < deadline:
-        assert all(process.poll() is None for process in processes), logs[0].read_text() + logs[1].read_text()
-        time.sleep(0.1)
-    time.sleep(0.3)  # into epoch 2
+@contextlib.contextmanager
+def two_workers_in_their_second_epoch(tmp_path: Path, out: Path, name: str):
+    """Two local workers of a 4-epoch run named ``name``, yielded (processes, logs) a little after worker 1 logged
+    its first epoch (up to 90 s); whichever still runs at the end of the block is killed."""
+    flags = [*TRAIN_FLAGS, "--limit-train", "3000", "--epochs", "4", "--out", str(out), "--name", name]
+    processes, logs = start_workers([flags, flags], tmp_path)
+    try:
+        deadline = time.monotonic() + 90
+        while "Epoch 1/4" not in logs[1].read_text() and time.monotonic() < deadline:
+            assert all(process.poll() is None for process in processes), logs[0].read_text() + logs[1].read_text()
+            time.sleep(0.1)
+        time.sleep(0.3)  # into epoch 2
+        yield processes, logs
+    finally:
+        for process in processes:
+            if process.poll() is None:
+                process.kill()
 
 
 def digests(output: str) -> dict[int, str]:
@@ -175,18 +186,11 @@ def test_two_local_workers_train_like_one_process(tmp_path):
 @pytest.mark.slow
 def test_a_killed_worker_stops_the_other_and_resume_finishes(tmp_path):
     out = tmp_path / "runs"
-    flags = [*TRAIN_FLAGS, "--limit-train", "3000", "--epochs", "4", "--out", str(out), "--name", "killed"]
-    processes, logs = start_workers([flags, flags], tmp_path)
-    try:
-        wait_into_second_epoch(processes, logs)
+    with two_workers_in_their_second_epoch(tmp_path, out, "killed") as (processes, logs):
         processes[1].kill()
         killed = time.monotonic()
         code = processes[0].wait(timeout=60)
         waited = time.monotonic() - killed
-    finally:
-        for process in processes:
-            if process.poll() is None:
-                process.kill()
     chief_output = logs[0].read_text()
     assert code == 2, chief_output
     assert re.search(r"worker 0 \(localhost:\d+\): lost contact with worker 1 \(localhost:\d+\)", chief_output), chief_output
@@ -237,16 +241,9 @@ def test_two_logical_devices_train_like_one(tmp_path):
 @pytest.mark.slow
 def test_ctrl_c_on_one_worker_stops_every_worker_after_the_same_batch(tmp_path):
     out = tmp_path / "runs"
-    flags = [*TRAIN_FLAGS, "--limit-train", "3000", "--epochs", "4", "--out", str(out), "--name", "stopped"]
-    processes, logs = start_workers([flags, flags], tmp_path)
-    try:
-        wait_into_second_epoch(processes, logs)
+    with two_workers_in_their_second_epoch(tmp_path, out, "stopped") as (processes, logs):
         processes[1].send_signal(signal.SIGINT)
         codes = [process.wait(timeout=60) for process in processes]
-    finally:
-        for process in processes:
-            if process.poll() is None:
-                process.kill()
     outputs = [log.read_text() for log in logs]
     assert codes == [130, 130], outputs
     stops = [re.search(r"interrupted at epoch (\d+), batch (\d+)", output).groups() for output in outputs]

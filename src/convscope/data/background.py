@@ -17,8 +17,7 @@ from __future__ import annotations
 import threading
 
 from convscope.config import DataConfig
-from convscope.data.dataset import Dataset, image_data_format, prepare_dataset
-from convscope.data.sources import load_raw
+from convscope.data.dataset import Dataset, image_data_format, load_dataset
 
 
 class BackgroundLoad:
@@ -26,20 +25,19 @@ class BackgroundLoad:
 
     The thread prepares the images channels-last without asking Keras, whose import the
     main thread is running meanwhile (asking would wait for it to finish); ``result``
-    prepares them again, channels first, in the rare process whose Keras is set so.
+    loads them again, channels first, in the rare process whose Keras is set so.
     """
 
     def __init__(self, config: DataConfig, seed: int):
         self._config, self._seed = config, seed
-        self._raw = self._dataset = None
+        self._dataset: Dataset | None = None
         self._error: BaseException | None = None
         self._thread = threading.Thread(target=self._load, name="convscope-load-dataset", daemon=True)
         self._thread.start()
 
     def _load(self) -> None:
         try:
-            self._raw = load_raw(self._config)
-            self._dataset = prepare_dataset(self._raw, self._config, self._seed, channels_first=False)
+            self._dataset = load_dataset(self._config, seed=self._seed, channels_first=False)
         except BaseException as error:  # handed to the caller's thread by result(), as if it had loaded there
             self._error = error
 
@@ -49,7 +47,7 @@ class BackgroundLoad:
         if self._error is not None:
             raise self._error
         if image_data_format() == "channels_first":
-            return prepare_dataset(self._raw, self._config, self._seed, channels_first=True)
+            return load_dataset(self._config, seed=self._seed, channels_first=True)
         return self._dataset
 
 

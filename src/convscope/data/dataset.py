@@ -185,12 +185,13 @@ def pool_and_split_test(raw: RawImages, fraction: float, seed: int) -> RawImages
     return dataclasses.replace(raw, x_train=x[kept], y_train=y[kept], x_test=x[held], y_test=y[held], notes=notes)
 
 
-def load_dataset(config: DataConfig | str = "mnist-sample", seed: int = 0, **overrides) -> Dataset:
+def load_dataset(config: DataConfig | str = "mnist-sample", seed: int = 0, channels_first: bool | None = None, **overrides) -> Dataset:
     """Load a dataset by name or DataConfig, split, scale and return it.
 
     Args:
         config: a dataset name (``convscope datasets``; or npz:PATH, folder:PATH) or a DataConfig.
         seed: seeds the stratified validation split (use the training seed).
+        channels_first: put the channel axis first; None: as Keras' image_data_format says (which imports Keras).
         **overrides: DataConfig fields, e.g. ``scale="standard"``, ``val_first=5000``, ``data_dir="data/mnist"``.
 
     Returns:
@@ -205,4 +206,4 @@ def load_dataset(config: DataConfig | str = "mnist-sample", seed: int = 0, **ove
         ((5400, 28, 28, 1), (600, 28, 28, 1), (1000, 28, 28, 1))
     """
     data_config = _data_config(config, overrides)
-    return prepare_dataset(load_raw(data_config), data_config, seed)
+    return prepare_dataset(load_raw(data_config), data_config, seed, channels_first)

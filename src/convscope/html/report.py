@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from convscope import __version__
-from convscope.config import config_to_dict, is_baseline_name
+from convscope.config import DataConfig, config_to_dict, is_baseline_name
 from convscope.data.augment import parse_augment
 from convscope.errors import ConvscopeError
 from convscope.fileio import write_text
@@ -331,7 +331,7 @@ def recipe_facts(config: dict) -> list[tuple[str, str]]:
         facts.append(("Validation", "the test set (--validation test): it leaks the test set into model selection, as two lessons did"))
     facts.extend(augmentation_facts(config))
     keep = train.get("keep", "best")
-    validated = data.get("val_split", 0.1) or data.get("val_first") or data.get("validation") == "test"
+    validated = data.get("val_split", DataConfig.val_split) or data.get("val_first") or data.get("validation") == "test"
     lowest = "validation loss" if validated else "training loss (no validation set)"
     facts.append(("Weights evaluated", "the last epoch's (--keep last)" if keep == "last" else f"the epoch with the lowest {lowest} (--keep best)"))
     return facts
